@@ -1,0 +1,40 @@
+# invsync: every setup step lives here, so a fresh machine needs only `make run` or `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONTROL_PLANE_BIN = $(shell hack/build-control-plane.sh 2>/dev/null)
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv with invsync and its test tools
+
+.PHONY: control-plane
+control-plane: ## build etcd, kube-apiserver and kubectl once (cached in ~/.cache/invsync)
+	hack/build-control-plane.sh
+
+.PHONY: crds
+crds: $(STAMP) ## regenerate crds/ from the pydantic models
+	$(PY) -m invsync.api.crdgen crds
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check controller tests bench
+	$(VENV)/bin/ruff format --check controller tests bench
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: $(STAMP) control-plane lint ## everything: lint, unit, contract and end-to-end tests
+	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) -m pytest -q $(PYTEST_ARGS)

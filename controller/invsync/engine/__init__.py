@@ -1,0 +1,1 @@
+"""The pure engine: every quantity, plan, diff and explanation. No I/O, no Kubernetes."""

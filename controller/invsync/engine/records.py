@@ -1,0 +1,60 @@
+"""Plain records that cross the boundary between providers, the engine and the CLI snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StockRecord:
+    """Stock of one SKU at one location of one InventorySource, as the source reports it."""
+
+    source: str  # InventorySource name
+    location: str  # location id inside the source
+    sku: str  # seller SKU
+    available: int
+    continue_selling: bool = False  # Shopify CONTINUE or untracked; http continueSelling
+    enabled: bool = True  # false: not stocked / flagged disabled at this location
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One live channel slot: a seller SKU's quantity in one channel warehouse of one store."""
+
+    store: str  # Store name
+    sku: str  # seller SKU
+    product_id: str
+    sku_id: str
+    channel_warehouse_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotUpdate:
+    """An absolute quantity to set on one slot (never an adjustment, so retries cannot double-count)."""
+
+    product_id: str
+    sku_id: str
+    channel_warehouse_id: str
+    quantity: int
+    sku: str = ""  # seller SKU, for reporting
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelWarehouse:
+    """A warehouse as the sales channel reports it."""
+
+    id: str
+    name: str = ""
+    type: str = ""  # TikTok: SALES_WAREHOUSE | RETURN_WAREHOUSE
+    effect_status: str = "ENABLED"  # ENABLED | DISABLED | RESTRICTED
+    is_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A stock location as the inventory source reports it."""
+
+    id: str
+    name: str = ""
+    active: bool = True

@@ -1,0 +1,1 @@
+"""Platform clients behind small interfaces (see base.py)."""
