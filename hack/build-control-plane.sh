@@ -4,7 +4,7 @@
 set -euo pipefail
 
 KUBE_VERSION=v1.34.4
-ETCD_VERSION=$(awk '/go.etcd.io\/etcd\/server\/v3 /{print $2; exit}' "$(dirname "$0")/etcd/go.mod")
+ETCD_VERSION=$(awk 'NF >= 2 && $(NF-1) == "go.etcd.io/etcd/server/v3" {print $NF; exit}' "$(dirname "$0")/etcd/go.mod")
 CACHE_ROOT=${INVSYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/invsync}
 BIN_DIR="$CACHE_ROOT/$KUBE_VERSION/bin"
 HACK_DIR=$(cd "$(dirname "$0")" && pwd)
