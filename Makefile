@@ -25,6 +25,14 @@ venv: $(STAMP) ## create .venv with invsync and its test tools
 control-plane: ## build etcd, kube-apiserver and kubectl once (cached in ~/.cache/invsync)
 	hack/build-control-plane.sh
 
+.PHONY: prometheus
+prometheus: ## install prometheus and promtool from the system's packages (alert tests need them)
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then \
+	  echo "prometheus: $$(command -v prometheus), promtool: $$(command -v promtool)"; \
+	else \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	fi
+
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the pydantic models
 	$(PY) -m invsync.api.crdgen crds
@@ -36,5 +44,5 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: $(STAMP) control-plane lint ## everything: lint, unit, contract and end-to-end tests
+test: $(STAMP) control-plane prometheus lint ## everything: lint, unit, contract and end-to-end tests
 	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) -m pytest -q $(PYTEST_ARGS)
