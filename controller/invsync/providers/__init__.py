@@ -1,1 +1,103 @@
-"""Platform clients behind small interfaces (see base.py)."""
+"""Platform clients behind small interfaces (see base.py), built from the API resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from ..api import InventorySource, Store
+from .base import (
+    AuthError,
+    InventorySourceProvider,
+    MultiWarehouseRefusedError,
+    PartialReadError,
+    ProviderError,
+    PushOutcome,
+    RateLimitedError,
+    SalesChannel,
+    UnavailableError,
+    WebhookRejectedError,
+)
+from .http_source import HttpSource
+from .shopify import ShopifySource
+from .tiktok import Credentials, TikTokChannel
+from .transport import RetryPolicy
+
+__all__ = [
+    "AuthError",
+    "CredentialsError",
+    "InventorySourceProvider",
+    "MultiWarehouseRefusedError",
+    "PartialReadError",
+    "ProviderError",
+    "PushOutcome",
+    "RateLimitedError",
+    "RetryPolicy",
+    "SalesChannel",
+    "UnavailableError",
+    "WebhookRejectedError",
+    "build_channel",
+    "build_source",
+]
+
+
+class CredentialsError(ProviderError):
+    """A Secret lacks a key the provider needs (the message names the key, never a value)."""
+
+
+def _require(secret: Mapping[str, str] | None, key: str, what: str) -> str:
+    value = (secret or {}).get(key, "")
+    if not value:
+        raise CredentialsError(f"{what}: credentials Secret has no key {key!r}", code="MissingCredential")
+    return value
+
+
+def build_channel(
+    store: Store,
+    secret: Mapping[str, str],
+    *,
+    client: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+) -> SalesChannel:
+    """The sales channel of a Store; the Secret holds app_key, app_secret, access_token, refresh_token."""
+    what = f"Store {store.namespace}/{store.name}"
+    spec = store.spec
+    return TikTokChannel(
+        store=store.name,
+        endpoint=spec.endpoint,
+        shop_cipher=spec.shop_cipher,
+        credentials=Credentials(
+            app_key=_require(secret, "app_key", what),
+            app_secret=_require(secret, "app_secret", what),
+            access_token=_require(secret, "access_token", what),
+            refresh_token=secret.get("refresh_token", ""),
+        ),
+        rate=spec.rate_limit.requests_per_second,
+        burst=spec.rate_limit.burst,
+        client=client,
+        retry=retry,
+    )
+
+
+def build_source(
+    source: InventorySource,
+    secret: Mapping[str, str] | None,
+    *,
+    client: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+) -> InventorySourceProvider:
+    """The provider of an InventorySource; shopify needs key access_token, http takes key token."""
+    spec = source.spec
+    if spec.provider == "shopify":
+        token = _require(secret, "access_token", f"InventorySource {source.namespace}/{source.name}")
+        return ShopifySource(
+            name=source.name, endpoint=spec.endpoint, access_token=token, client=client, retry=retry
+        )
+    return HttpSource(
+        name=source.name,
+        endpoint=spec.endpoint,
+        token=(secret or {}).get("token"),
+        client=client,
+        retry=retry,
+    )

@@ -1,0 +1,121 @@
+"""The generic HTTP inventory source of SPEC section 7, for an ERP or WMS.
+
+``GET {endpoint}/v1/inventory?location=&cursor=&limit=`` pages with ``nextCursor``. ``GET
+{endpoint}/v1/locations`` (``{"locations": [{id, name, active}]}``) is an optional addition: a source
+that answers it with 404 simply does not list its locations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..engine.records import Location, StockRecord
+from .base import AuthError, PartialReadError, ProviderError
+from .transport import RetryPolicy, Transport
+from .webhooks import StockItem, parse_generic
+
+PLATFORM = "http"
+PAGE_LIMIT = 500
+
+
+class _Page(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    items: list[StockItem]
+    next_cursor: str | None = Field(default=None, alias="nextCursor")
+
+
+class _Locations(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    locations: list[Location]
+
+
+class HttpSource:
+    """An ERP/WMS speaking invsync's generic inventory contract."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        endpoint: str,
+        token: str | None,
+        client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.transport = Transport(PLATFORM, secrets=[token] if token else [], client=client, retry=retry)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def _get(self, operation: str, path: str, params: Mapping[str, str]) -> httpx.Response:
+        url = self.endpoint + path
+        response = await self.transport.send(
+            operation,
+            lambda: self.transport.client.build_request("GET", url, params=params, headers=self._headers),
+        )
+        if response.status_code in (401, 403):
+            raise self.transport.error(
+                AuthError, operation, f"HTTP {response.status_code}: the token was refused"
+            )
+        return response
+
+    async def list_locations(self) -> list[Location]:
+        response = await self._get("locations", "/v1/locations", {})
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise self.transport.error(ProviderError, "locations", f"HTTP {response.status_code}")
+        try:
+            return _Locations.model_validate_json(response.content).locations
+        except ValidationError as exc:
+            raise self.transport.error(
+                ProviderError, "locations", f"malformed answer: {exc.errors()[0]['msg']}"
+            ) from None
+
+    async def read_stock(self, location_ids: Collection[str]) -> list[StockRecord]:
+        """All pages of every location; any failed page raises PartialReadError."""
+        records: list[StockRecord] = []
+        pages = 0
+        for location in location_ids:
+            cursor = ""
+            while True:
+                params = {"location": location, "limit": str(PAGE_LIMIT)} | (
+                    {"cursor": cursor} if cursor else {}
+                )
+                try:
+                    page = await self._page(params)
+                except ProviderError as exc:
+                    if pages == 0:
+                        raise
+                    raise self.transport.error(
+                        PartialReadError, "inventory", f"page {pages + 1} failed, nothing read: {exc}"
+                    ) from exc
+                pages += 1
+                records += [item.record(self.name) for item in page.items]
+                if not page.next_cursor:
+                    break
+                cursor = page.next_cursor
+        return records
+
+    async def _page(self, params: Mapping[str, str]) -> _Page:
+        response = await self._get("inventory", "/v1/inventory", params)
+        if response.status_code != 200:
+            raise self.transport.error(ProviderError, "inventory", f"HTTP {response.status_code}")
+        try:
+            return _Page.model_validate_json(response.content)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise self.transport.error(
+                ProviderError, "inventory", f"malformed page: {where}: {first['msg']}"
+            ) from None
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes, secret: str) -> list[StockRecord]:
+        return parse_generic(self.name, headers, body, secret)

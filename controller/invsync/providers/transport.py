@@ -1,0 +1,219 @@
+"""Shared HTTP behaviour of every platform client: rate limiting, retries, metrics, redaction.
+
+One ``Transport`` per provider instance owns one ``httpx.AsyncClient`` (connection reuse) unless the
+caller passes its own. Requests are rebuilt by a callback on every attempt so that signed platforms
+(TikTok) get a fresh timestamp and signature for each retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from ..metrics import PLATFORM_REQUESTS
+from .base import ProviderError, RateLimitedError, UnavailableError
+
+log = logging.getLogger("invsync.providers")
+
+REDACTED = "***"
+_MIN_SECRET_LEN = 4  # shorter values would redact ordinary words; credentials are never this short
+
+
+class _SecretRegistry(logging.Filter):
+    """Every credential value any live provider holds, scrubbed from log records of HTTP libraries.
+
+    httpx logs full request URLs at INFO level, and TikTok's token refresh carries app_secret and
+    refresh_token in the query string, so the filter is installed on httpx/httpcore as well as ours.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            self._values.update(v for v in values if len(v) >= _MIN_SECRET_LEN)
+            ordered = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+
+    def redact(self, text: str) -> str:
+        pattern = self._pattern
+        return pattern.sub(REDACTED, text) if pattern is not None else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._pattern is not None:
+            message = record.getMessage()
+            redacted = self.redact(message)
+            if redacted != message:
+                record.msg, record.args = redacted, ()
+        return True
+
+
+SECRETS = _SecretRegistry()
+for _name in ("invsync", "httpx", "httpcore", "aiohttp"):
+    logging.getLogger(_name).addFilter(SECRETS)
+
+
+def redact(text: str) -> str:
+    """Remove every registered credential from a text bound for a log line or an exception."""
+    return SECRETS.redact(text)
+
+
+class TokenBucket:
+    """Client-side rate limit: ``rate`` requests per second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter; Retry-After wins when the platform sends it."""
+
+    attempts: int = 6
+    base: float = 0.25
+    cap: float = 10.0
+    max_retry_after: float = 60.0
+    timeout: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (0-based): half fixed, half random (jitter)."""
+        ceiling = min(self.cap, self.base * 2.0**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds, decimals tolerated, or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when - time.time())
+
+
+# A callback that tells the transport to retry a response the platform answered with 200 (TikTok's
+# rate-limit code, Shopify's THROTTLED): it returns the delay (0: the usual backoff), or None when the
+# response is final.
+RetryHint = Callable[[httpx.Response], float | None]
+
+
+class Transport:
+    """Sends one platform's requests for one store or source."""
+
+    def __init__(
+        self,
+        platform: str,
+        *,
+        secrets: Iterable[str],
+        client: httpx.AsyncClient | None = None,
+        rate: float | None = None,
+        burst: int = 1,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.platform = platform
+        self.retry = retry or RetryPolicy()
+        SECRETS.add(secrets)
+        self._own_client = client is None
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(self.retry.timeout, connect=min(10.0, self.retry.timeout)),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        )
+        self._bucket = TokenBucket(rate, burst) if rate is not None else None
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.client.aclose()
+
+    def error(self, cls: type[ProviderError], operation: str, message: str, code: str = "") -> ProviderError:
+        """A provider error whose message is guaranteed free of credentials."""
+        return cls(
+            redact(f"{self.platform} {operation}: {message}"),
+            platform=self.platform,
+            operation=operation,
+            code=code,
+        )
+
+    async def send(
+        self,
+        operation: str,
+        build: Callable[[], httpx.Request],
+        *,
+        hint: RetryHint | None = None,
+    ) -> httpx.Response:
+        """Send with rate limiting and retries; returns the first final response (any status)."""
+        last = ""
+        limited = False
+        for attempt in range(self.retry.attempts):
+            if self._bucket is not None:
+                await self._bucket.acquire()
+            request = build()
+            try:
+                response = await self.client.send(request)
+            except httpx.TimeoutException as exc:
+                code, last, limited, delay = "timeout", f"timed out ({type(exc).__name__})", False, None
+            except httpx.TransportError as exc:
+                code, last, limited, delay = "connection_error", f"connection failed ({exc})", False, None
+            else:
+                code = str(response.status_code)
+                delay = hint(response) if hint is not None else None
+                if response.status_code == 429 or delay is not None:
+                    limited, last = True, f"rate limited (HTTP {response.status_code})"
+                    delay = delay or retry_after(response)
+                elif response.status_code >= 500:
+                    limited, last, delay = False, f"HTTP {response.status_code}", retry_after(response)
+                else:
+                    PLATFORM_REQUESTS.labels(self.platform, operation, code).inc()
+                    log.debug("%s %s %s -> %s", self.platform, operation, request.url.path, code)
+                    return response
+                await response.aclose()
+            PLATFORM_REQUESTS.labels(self.platform, operation, code).inc()
+            if attempt + 1 == self.retry.attempts:
+                break
+            wait = min(delay, self.retry.max_retry_after) if delay else self.retry.backoff(attempt)
+            log.info(
+                "%s %s %s: %s; retry %d/%d in %.2fs",
+                self.platform,
+                operation,
+                request.url.path,
+                redact(last),
+                attempt + 1,
+                self.retry.attempts - 1,
+                wait,
+            )
+            await asyncio.sleep(wait)
+        cls = RateLimitedError if limited else UnavailableError
+        raise self.error(cls, operation, f"{last} after {self.retry.attempts} attempts", code="exhausted")
