@@ -78,6 +78,10 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             del node["default"]
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), int | float) and not isinstance(node[bound], bool):
+            node[limit] = node.pop(bound)  # JSON Schema's number form -> OpenAPI v3.0's boolean form
+            node[bound] = True
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP or key == "$defs":
