@@ -1,0 +1,1 @@
+"""Test support that runs real Kubernetes parts: the local control plane (``invsync.testing.cluster``)."""
