@@ -35,7 +35,7 @@ prometheus: ## install prometheus and promtool from the system's packages (alert
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the pydantic models
-	$(PY) -m invsync.api.crdgen crds
+	$(PY) -m invsync.api.crdgen crds manifests/crds
 
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy

@@ -197,10 +197,13 @@ def render() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    out = Path((argv or sys.argv[1:] or ["crds"])[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in render().items():
-        (out / name).write_text(text)
+    """Write the CRDs into each directory given (crds/, and manifests/crds/ for the kustomize base,
+    which may not load files from outside its root)."""
+    for directory in argv or sys.argv[1:] or ["crds"]:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in render().items():
+            (out / name).write_text(text)
     return 0
 
 
