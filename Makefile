@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+INVSYNC_STATE_DIR ?= .invsync
 CONTROL_PLANE_BIN = $(shell hack/build-control-plane.sh 2>/dev/null)
 
 .PHONY: help
@@ -24,6 +25,15 @@ venv: $(STAMP) ## create .venv with invsync and its test tools
 .PHONY: control-plane
 control-plane: ## build etcd, kube-apiserver and kubectl once (cached in ~/.cache/invsync)
 	hack/build-control-plane.sh
+
+.PHONY: cluster-up
+cluster-up: $(STAMP) ## start the local control plane in the background (KUBECONFIG=.invsync/kubeconfig)
+	INVSYNC_BIN_DIR=$${INVSYNC_BIN_DIR:-$$(hack/build-control-plane.sh)} \
+	  $(PY) -m invsync.testing.cluster up --state-dir $(INVSYNC_STATE_DIR)
+
+.PHONY: cluster-down
+cluster-down: $(STAMP) ## stop the local control plane and delete its data
+	$(PY) -m invsync.testing.cluster down --state-dir $(INVSYNC_STATE_DIR)
 
 .PHONY: prometheus
 prometheus: ## install prometheus and promtool from the system's packages (alert tests need them)

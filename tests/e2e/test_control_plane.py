@@ -1,0 +1,205 @@
+"""The CRDs against the real kube-apiserver and kubectl: installation, examples, printer columns,
+field docs, the status subresource and ServiceAccount tokens (SPEC sections 1 and 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from invsync.api.kinds import KINDS, SyncRuleSpec, WarehouseSelection
+from invsync.testing.cluster import REPO_ROOT, ControlPlane, Kubectl
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+
+SYNC_RULE = """
+apiVersion: invsync.dev/v1alpha1
+kind: SyncRule
+metadata: {name: rule}
+spec:
+  stores: {names: [tiktok-id]}
+  warehouses: [{name: jakarta-main, ratio: %(ratio)d}]
+"""
+
+
+def _objects(path: Path) -> list[dict[str, Any]]:
+    """The Kubernetes objects in a YAML file (other YAML there, e.g. a sandbox fixture, is not one)."""
+    docs = yaml.safe_load_all(path.read_text())
+    return [d for d in docs if isinstance(d, dict) and "apiVersion" in d and "kind" in d]
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited process has an empty command line)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except FileNotFoundError:
+        return False
+
+
+def _get(kubectl: Kubectl, namespace: str, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        kubectl("get", "-n", namespace, *args, "-o", "json", check=True).stdout
+    )
+    return result
+
+
+def test_crds_are_established(kubectl: Kubectl) -> None:
+    applied = kubectl("apply", "-f", str(REPO_ROOT / "crds"), "-o", "name", check=True).stdout.split()
+    assert len(applied) == len(KINDS)
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *applied, check=True)
+    crds = json.loads(kubectl("get", "crd", "-o", "json", check=True).stdout)["items"]
+    established = {
+        c["spec"]["names"]["kind"]
+        for c in crds
+        if c["spec"]["group"] == "invsync.dev"
+        and any(x["type"] == "Established" and x["status"] == "True" for x in c["status"]["conditions"])
+    }
+    assert established == set(KINDS)
+    resources = kubectl("api-resources", "--api-group=invsync.dev", "-o", "wide", check=True).stdout
+    for short in ("isrc", "wh", "store", "sr"):
+        assert f" {short} " in resources
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_is_accepted(example: Path, kubectl: Kubectl, namespace: str) -> None:
+    objects = _objects(example)
+    if not objects:
+        pytest.skip(f"{example.name} holds no Kubernetes objects")
+    manifest = yaml.safe_dump_all(objects)
+    applied = kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    assert applied.returncode == 0, applied.stderr
+    assert kubectl("get", "-n", namespace, "-f", "-", input=manifest).returncode == 0
+
+
+def test_printer_columns(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=SYNC_RULE % {"ratio": 50}, check=True)
+    kubectl(
+        "patch", "-n", namespace, "syncrule", "rule", "--subresource=status", "--type=merge", "-p",
+        json.dumps({"status": {
+            "summary": {"listings": 12, "inSync": 10, "drifted": 2},
+            "conditions": [{
+                "type": "Ready", "status": "False", "reason": "SourceUnavailable",
+                "message": "inventorysource shopify-main unreachable", "observedGeneration": 1,
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }],
+        }}),
+        check=True,
+    )  # fmt: skip
+    table = kubectl("get", "-n", namespace, "sr", check=True).stdout.splitlines()
+    assert table[0].split() == ["NAME", "LISTINGS", "IN-SYNC", "DRIFTED", "READY", "REASON", "AGE"]
+    assert table[1].split()[:6] == ["rule", "12", "10", "2", "False", "SourceUnavailable"]
+    wide = kubectl("get", "-n", namespace, "sr", "-o", "wide", check=True).stdout
+    assert "MESSAGE" in wide and "inventorysource shopify-main unreachable" in wide
+
+    kubectl("create", "-n", namespace, "-f", "-", check=True, input="""
+apiVersion: invsync.dev/v1alpha1
+kind: Warehouse
+metadata: {name: jakarta-main}
+spec: {sourceRef: {name: shopify-main}, locationId: "gid://shopify/Location/1"}
+""")  # fmt: skip
+    category = kubectl("get", "-n", namespace, "invsync", check=True).stdout
+    assert "syncrule.invsync.dev/rule" in category and "warehouse.invsync.dev/jakarta-main" in category
+    assert "SOURCE" in category and "TYPE" in category and "SelfOwned" in category  # Warehouse columns
+
+
+def test_explain_teaches_the_fields(kubectl: Kubectl, crds: list[str]) -> None:
+    explained = kubectl("explain", "syncrule.spec.warehouses", check=True).stdout
+    text = " ".join(explained.split())
+    assert " ".join((SyncRuleSpec.model_fields["warehouses"].description or "").split()) in text
+    for field in ("name", "ratio", "selector"):
+        description = WarehouseSelection.model_fields[field].description or ""
+        assert field in explained and " ".join(description.split()) in text
+
+
+def test_status_is_a_subresource_with_generation_semantics(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=SYNC_RULE % {"ratio": 50}, check=True)
+    assert _get(kubectl, namespace, "sr", "rule")["metadata"]["generation"] == 1
+
+    status = {"status": {"observedGeneration": 1, "summary": {"listings": 7}}}
+    patch = ("patch", "-n", namespace, "sr", "rule", "--type=merge", "-p", json.dumps(status))
+    kubectl(*patch, "--subresource=status", check=True)
+    rule = _get(kubectl, namespace, "sr", "rule")
+    assert rule["metadata"]["generation"] == 1, "a status write must not bump generation"
+    assert rule["status"]["observedGeneration"] == 1 and rule["status"]["summary"]["listings"] == 7
+
+    # status through the main resource is ignored by the API server
+    kubectl(*patch[:-1], json.dumps({"status": {"observedGeneration": 99}}), check=True)
+    assert _get(kubectl, namespace, "sr", "rule")["status"]["observedGeneration"] == 1
+
+    # a user's spec change (kubectl apply, as GitOps does) bumps generation and keeps status
+    kubectl("apply", "-n", namespace, "-f", "-", input=SYNC_RULE % {"ratio": 60}, check=True)
+    rule = _get(kubectl, namespace, "sr", "rule")
+    assert rule["spec"]["warehouses"][0]["ratio"] == 60
+    assert rule["metadata"]["generation"] == 2
+    assert rule["status"]["observedGeneration"] == 1 and rule["status"]["summary"]["listings"] == 7
+
+    # metadata-only changes (the operator's annotations) do not bump generation
+    kubectl("annotate", "-n", namespace, "sr", "rule", "invsync.dev/requested-at=now", check=True)
+    assert _get(kubectl, namespace, "sr", "rule")["metadata"]["generation"] == 2
+
+
+def test_service_account_token_runs_under_its_rbac(
+    cluster: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    kubectl = cluster.kubectl
+    kubectl("create", "-n", namespace, "serviceaccount", "operator", check=True)
+    kubectl(
+        "create", "-n", namespace, "role", "read-rules", "--verb=get,list", "--resource=syncrules", check=True
+    )
+    kubectl(
+        "create", "-n", namespace, "rolebinding", "read-rules", "--role=read-rules",
+        f"--serviceaccount={namespace}:operator", check=True,
+    )  # fmt: skip
+    config = cluster.write_service_account_kubeconfig(namespace, "operator", tmp_path / "sa.kubeconfig")
+    assert config.stat().st_mode & 0o077 == 0, "a kubeconfig with a token is private"
+
+    whoami = json.loads(kubectl("auth", "whoami", "-o", "json", kubeconfig=config, check=True).stdout)
+    assert whoami["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:operator"
+    assert kubectl("get", "syncrules", kubeconfig=config).returncode == 0  # context namespace is set
+    denied = kubectl("get", "secrets", kubeconfig=config)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr
+    elsewhere = kubectl("get", "syncrules", "-n", "default", kubeconfig=config)
+    assert elsewhere.returncode != 0 and "forbidden" in elsewhere.stderr
+
+
+def test_make_cluster_up_and_down(cluster: ControlPlane, tmp_path: Path) -> None:
+    """What a newcomer runs: make cluster-up, kubectl get ns with that kubeconfig, make cluster-down."""
+    state = tmp_path / "state"
+    env = {**os.environ, "INVSYNC_BIN_DIR": str(cluster.bin_dir)}
+
+    def make(target: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-C", str(REPO_ROOT), target, f"INVSYNC_STATE_DIR={state}"],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    up = make("cluster-up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"KUBECONFIG={state / 'kubeconfig'}" in up.stdout
+    try:
+        recorded = json.loads((state / "control-plane.json").read_text())
+        namespaces = cluster.kubectl("get", "ns", kubeconfig=state / "kubeconfig", check=True).stdout
+        assert "kube-system" in namespaces
+        again = make("cluster-up")
+        assert again.returncode == 0 and "already running" in again.stdout
+    finally:
+        down = make("cluster-down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not _running(recorded["pid"])
+    with pytest.raises(ConnectionRefusedError):  # the API server is gone too
+        socket.create_connection(("127.0.0.1", int(recorded["server"].rsplit(":", 1)[1])), timeout=5)
+    assert not (state / "kubeconfig").exists() and not (state / "control-plane").exists()
+    stopped = subprocess.run(
+        [sys.executable, "-m", "invsync.testing.cluster", "status", "--state-dir", str(state)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert stopped.returncode == 1 and "not running" in stopped.stdout
