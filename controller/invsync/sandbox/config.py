@@ -1,0 +1,151 @@
+"""The sandbox's YAML config (SPEC section 8, plus the additions documented per field)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..providers.shopify import LOCATION_GID
+
+
+class ConfigError(Exception):
+    """Bad sandbox config; the message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TikTokWarehouse(_Model):
+    id: str = Field(min_length=1)
+    name: str = ""
+    type: Literal["SALES_WAREHOUSE", "RETURN_WAREHOUSE"] = "SALES_WAREHOUSE"
+    effect_status: Literal["ENABLED", "DISABLED", "RESTRICTED"] = "ENABLED"
+    is_default: bool = False
+
+
+class TikTokInventory(_Model):
+    warehouse_id: str
+    quantity: int = Field(default=0, ge=0)
+
+
+class TikTokSku(_Model):
+    id: str = Field(min_length=1)
+    seller_sku: str = ""
+    inventory: list[TikTokInventory] = Field(default_factory=list)
+
+
+class TikTokProduct(_Model):
+    id: str = Field(min_length=1)
+    title: str = ""
+    skus: list[TikTokSku] = Field(default_factory=list)
+
+
+class TikTokShop(_Model):
+    cipher: str = Field(min_length=1)
+    access_token: str = Field(min_length=1)
+    refresh_token: str = ""  # addition: enables /api/v2/token/refresh for this shop
+    access_token_expired: bool = Field(default=False, alias="accessTokenExpired")  # addition
+    multi_warehouse: bool = Field(default=True, alias="multiWarehouse")  # addition: the whitelist
+    requests_per_second: float | None = Field(default=None, gt=0, alias="requestsPerSecond")  # addition
+    warehouses: list[TikTokWarehouse] = Field(default_factory=list)
+    products: list[TikTokProduct] = Field(default_factory=list)
+
+
+class TikTokConfig(_Model):
+    app_key: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    requests_per_second: float = Field(default=50, gt=0, alias="requestsPerSecond")
+    shops: list[TikTokShop] = Field(default_factory=list)
+
+
+class ShopifyLocation(_Model):
+    id: str = Field(pattern=rf"^{LOCATION_GID}[0-9]+$")
+    name: str = ""
+    active: bool = True
+
+
+class ShopifyItem(_Model):
+    sku: str
+    tracked: bool = True
+    inventory_policy: Literal["DENY", "CONTINUE"] = Field(default="DENY", alias="inventoryPolicy")
+    levels: dict[str, int] = Field(default_factory=dict)  # location id -> available (absent: not stocked)
+
+
+class Webhook(_Model):
+    url: str = Field(pattern=r"^https?://")
+    secret: str = Field(min_length=1)
+
+
+class Throttle(_Model):
+    """Addition: Shopify's cost bucket (defaults: the standard plan's 2000 points, 100/s)."""
+
+    maximum_available: float = Field(default=2000, gt=0, alias="maximumAvailable")
+    restore_rate: float = Field(default=100, gt=0, alias="restoreRate")
+
+
+class ShopifyShop(_Model):
+    shop: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    access_token: str = Field(min_length=1)
+    locations: list[ShopifyLocation] = Field(default_factory=list)
+    items: list[ShopifyItem] = Field(default_factory=list)
+    throttle: Throttle = Field(default_factory=Throttle)
+    webhook: Webhook | None = None  # addition: where this shop's inventory_levels/update goes
+
+    @model_validator(mode="after")
+    def _levels_name_locations(self) -> ShopifyShop:
+        known = {loc.id for loc in self.locations}
+        for i, item in enumerate(self.items):
+            for loc in item.levels:
+                if loc not in known:
+                    raise ValueError(f"items[{i}] ({item.sku}): levels names unknown location {loc!r}")
+        return self
+
+
+class ErpItem(_Model):
+    sku: str = Field(min_length=1)
+    location: str = Field(min_length=1)
+    available: int
+    continue_selling: bool = Field(default=False, alias="continueSelling")
+    enabled: bool = True
+
+
+class ErpSource(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    token: str = ""  # empty: no Authorization required
+    items: list[ErpItem] = Field(default_factory=list)
+    webhook: Webhook | None = None  # addition: overrides the top-level webhooks for this source
+
+
+class SandboxConfig(_Model):
+    tiktok: TikTokConfig | None = None
+    shopify: list[ShopifyShop] = Field(default_factory=list)
+    erp: list[ErpSource] = Field(default_factory=list)
+    webhooks: Webhook | None = None  # every source without its own webhook delivers here
+    seed: int = 0  # addition: seeds the random error rate of faults, so runs repeat
+
+
+def load_config(source: dict[str, Any] | str | Path) -> SandboxConfig:
+    """A validated config from a dict or a YAML file; errors name the file and the field."""
+    where = "sandbox config"
+    if isinstance(source, (str, Path)):
+        where = str(source)
+        try:
+            raw = yaml.safe_load(Path(source).read_text())
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+    else:
+        raw = source
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    try:
+        return SandboxConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{where}: {field}: {first['msg']}") from None

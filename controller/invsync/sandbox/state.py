@@ -1,0 +1,301 @@
+"""The sandbox's in-memory platforms, indexed so every request costs O(page), never O(catalogue).
+
+Orders (products of a shop, items at a location) are append-only lists, so an offset cursor stays
+valid while stock changes underneath a reader, as the platforms' opaque cursors do.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ..providers.shopify import ITEM_GID
+from .config import ErpItem, SandboxConfig, Throttle, TikTokShop, TikTokWarehouse, Webhook
+
+
+class Bucket:
+    """A non-blocking token bucket: the sandbox refuses (429) rather than waits."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.tokens, self.stamp = capacity, time.monotonic()
+
+    def refill(self) -> float:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return self.tokens
+
+    def take(self, amount: float = 1.0) -> bool:
+        if self.refill() < amount:
+            return False
+        self.tokens -= amount
+        return True
+
+
+@dataclass(slots=True)
+class TtSku:
+    id: str
+    seller_sku: str
+    product_id: str
+    inventory: dict[str, int]  # warehouse id -> quantity, in the order the platform lists them
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "seller_sku": self.seller_sku,
+            "inventory": [{"warehouse_id": w, "quantity": q} for w, q in self.inventory.items()],
+        }
+
+
+@dataclass(slots=True)
+class TtProduct:
+    id: str
+    title: str
+    skus: dict[str, TtSku]
+
+    def json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "skus": [s.json() for s in self.skus.values()]}
+
+
+@dataclass(slots=True)
+class TtShop:
+    cipher: str
+    access_token: str
+    refresh_token: str
+    expired: bool
+    multi_warehouse: bool
+    limiter: Bucket
+    warehouses: dict[str, TikTokWarehouse]
+    products: dict[str, TtProduct] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    skus: dict[str, TtSku] = field(default_factory=dict)
+    by_seller_sku: dict[str, list[TtSku]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, cfg: TikTokShop, rps: float) -> TtShop:
+        shop = cls(
+            cipher=cfg.cipher,
+            access_token=cfg.access_token,
+            refresh_token=cfg.refresh_token,
+            expired=cfg.access_token_expired,
+            multi_warehouse=cfg.multi_warehouse,
+            limiter=Bucket(rps, max(1.0, rps)),
+            warehouses={w.id: w for w in cfg.warehouses},
+        )
+        for p in cfg.products:
+            product = TtProduct(p.id, p.title, {})
+            for s in p.skus:
+                sku = TtSku(s.id, s.seller_sku, p.id, {i.warehouse_id: i.quantity for i in s.inventory})
+                product.skus[s.id] = sku
+                shop.skus[s.id] = sku
+                shop.by_seller_sku.setdefault(s.seller_sku, []).append(sku)
+            shop.products[p.id] = product
+            shop.order.append(p.id)
+        return shop
+
+    @property
+    def default_warehouse(self) -> str | None:
+        return next((w.id for w in self.warehouses.values() if w.is_default), None)
+
+
+@dataclass(slots=True)
+class ShItem:
+    gid: str
+    sku: str
+    tracked: bool
+    policy: str
+    levels: dict[str, int]
+
+
+@dataclass(slots=True)
+class ShShop:
+    shop: str
+    access_token: str
+    locations: dict[str, dict[str, Any]]
+    throttle: Throttle
+    webhook: Webhook | None
+    bucket: Bucket
+    items: dict[str, ShItem] = field(default_factory=dict)
+    by_sku: dict[str, ShItem] = field(default_factory=dict)
+    by_location: dict[str, list[ShItem]] = field(default_factory=dict)
+
+    def add_item(self, sku: str, tracked: bool = True, policy: str = "DENY") -> ShItem:
+        item = ShItem(f"{ITEM_GID}{len(self.items) + 1}", sku, tracked, policy, {})
+        self.items[item.gid] = item
+        self.by_sku[sku] = item
+        return item
+
+    def set_level(self, item: ShItem, location: str, available: int) -> None:
+        if location not in item.levels:
+            self.by_location.setdefault(location, []).append(item)
+        item.levels[location] = available
+
+
+@dataclass(slots=True)
+class ErpSrc:
+    name: str
+    token: str
+    webhook: Webhook | None
+    rows: dict[tuple[str, str], ErpItem] = field(default_factory=dict)  # (location, sku) -> row
+    by_location: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def put(self, row: ErpItem) -> None:
+        key = (row.location, row.sku)
+        if key not in self.rows:
+            self.by_location.setdefault(row.location, []).append(key)
+        self.rows[key] = row
+
+
+class Fault(BaseModel):
+    """An injected misbehaviour for requests matching platform / operation / target (JSON: camelCase)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    platform: Literal["*", "tiktok", "shopify", "http"] = "*"
+    operation: str = "*"
+    target: str = "*"  # TikTok shop cipher, Shopify shop or ERP source name
+    status: int = Field(default=0, ge=0, le=599)  # HTTP status of injected errors (0: none)
+    code: int | None = None  # platform error code in the envelope (TikTok)
+    error_rate: float = Field(default=1.0, ge=0, le=1)
+    latency: float = Field(default=0.0, ge=0, le=60)
+    burst429: int = Field(default=0, ge=0, alias="burst429")  # the next N matching requests answer 429
+    retry_after: float | None = Field(default=None, ge=0)  # Retry-After sent with those 429s
+    partial_pages: bool = False  # only continuation pages (with a cursor) fail: a read breaks mid-way
+    count: int | None = Field(default=None, ge=1)  # stop after affecting this many requests
+
+    def matches(self, platform: str, operation: str, target: str, continuation: bool) -> bool:
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.partial_pages and not continuation:
+            return False
+        mine = (self.platform, self.operation, self.target)
+        return all(m in ("*", t) for m, t in zip(mine, (platform, operation, target), strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    latency: float = 0.0
+    status: int = 0
+    code: int | None = None
+    retry_after: float | None = None
+
+
+class SandboxState:
+    """Everything the sandbox serves and counts."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.random = random.Random(config.seed)
+        self.tiktok: dict[str, TtShop] = {}
+        if config.tiktok is not None:
+            for s in config.tiktok.shops:
+                self.tiktok[s.cipher] = TtShop.build(
+                    s, s.requests_per_second or config.tiktok.requests_per_second
+                )
+        self.shopify: dict[str, ShShop] = {}
+        for sh in config.shopify:
+            shop = ShShop(
+                shop=sh.shop,
+                access_token=sh.access_token,
+                locations={
+                    loc.id: {"id": loc.id, "name": loc.name, "isActive": loc.active} for loc in sh.locations
+                },
+                throttle=sh.throttle,
+                webhook=sh.webhook or config.webhooks,
+                bucket=Bucket(sh.throttle.restore_rate, sh.throttle.maximum_available),
+            )
+            for it in sh.items:
+                item = shop.add_item(it.sku, it.tracked, it.inventory_policy)
+                for loc, available in it.levels.items():
+                    shop.set_level(item, loc, available)
+            self.shopify[sh.shop] = shop
+        self.erp: dict[str, ErpSrc] = {}
+        for e in config.erp:
+            src = ErpSrc(e.name, e.token, e.webhook or config.webhooks)
+            for row in e.items:
+                src.put(row)
+            self.erp[e.name] = src
+        self.faults: list[Fault] = []
+        self.requests: Counter[tuple[str, str, str]] = Counter()
+        self.read_pages: Counter[str] = Counter()
+        self.writes = {"requests": 0, "slots": 0}
+        self.webhooks_sent: Counter[str] = Counter()
+        self._request_ids = 0
+
+    def request_id(self) -> str:
+        self._request_ids += 1
+        return time.strftime("%Y%m%d%H%M%S") + f"{self._request_ids:020X}"
+
+    def effect(self, platform: str, operation: str, target: str, continuation: bool = False) -> Effect | None:
+        """The first matching fault's effect on this request, consuming one use of it."""
+        for fault in self.faults:
+            if not fault.matches(platform, operation, target, continuation):
+                continue
+            if fault.burst429 > 0:
+                fault.burst429 -= 1
+                return Effect(fault.latency, 429, fault.code, fault.retry_after)
+            if fault.status and self.random.random() < fault.error_rate:
+                if fault.count is not None:
+                    fault.count -= 1
+                return Effect(fault.latency, fault.status, fault.code, fault.retry_after)
+            if fault.latency:
+                return Effect(fault.latency)
+        return None
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "requests": [
+                {"platform": p, "operation": o, "code": c, "count": n}
+                for (p, o, c), n in sorted(self.requests.items())
+            ],
+            "total": sum(self.requests.values()),
+            "readPages": dict(self.read_pages),
+            "writes": dict(self.writes),
+            "webhooks": dict(self.webhooks_sent),
+        }
+
+    def reset_counts(self) -> None:
+        self.requests.clear()
+        self.read_pages.clear()
+        self.webhooks_sent.clear()
+        self.writes = {"requests": 0, "slots": 0}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "tiktok": {
+                cipher: {
+                    "multiWarehouse": shop.multi_warehouse,
+                    "warehouses": [w.model_dump() for w in shop.warehouses.values()],
+                    "products": [shop.products[pid].json() for pid in shop.order],
+                }
+                for cipher, shop in self.tiktok.items()
+            },
+            "shopify": {
+                name: {
+                    "locations": list(shop.locations.values()),
+                    "items": [
+                        {
+                            "id": i.gid,
+                            "sku": i.sku,
+                            "tracked": i.tracked,
+                            "inventoryPolicy": i.policy,
+                            "levels": dict(i.levels),
+                        }
+                        for i in shop.items.values()
+                    ],
+                }
+                for name, shop in self.shopify.items()
+            },
+            "erp": {
+                name: {"items": [r.model_dump(by_alias=True) for r in src.rows.values()]}
+                for name, src in self.erp.items()
+            },
+            "faults": [f.model_dump(by_alias=True) for f in self.faults],
+        }
