@@ -47,6 +47,10 @@ prometheus: ## install prometheus and promtool from the system's packages (alert
 crds: $(STAMP) ## regenerate crds/ from the pydantic models
 	$(PY) -m invsync.api.crdgen crds manifests/crds
 
+.PHONY: manifests
+manifests: $(STAMP) ## regenerate manifests/monitoring/prometheusrule.yaml from the alert rules
+	$(PY) hack/prometheusrule.py
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check controller tests bench
