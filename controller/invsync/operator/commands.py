@@ -1,0 +1,222 @@
+"""The `run`, `sync` and `status` verbs: argument parsing and what each does against the cluster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from .conditions import find, rfc3339
+from .handlers import Operator, Shard, register
+from .http import metrics_app, serve, webhook_app
+from .kube import Kube, load_config
+from .reconcile import REQUESTED_AT
+
+
+def add_commands(sub: Any) -> None:
+    """Add `run`, `sync` and `status` to an argparse subparsers object."""
+    run = sub.add_parser("run", help="run the operator (kubeconfig or in-cluster config)")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=[],
+        help="watch this namespace (repeatable)",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument("--metrics-port", type=int, default=8080, help="/metrics, /healthz, /readyz")
+    run.add_argument("--webhook-port", type=int, default=8081, help="POST /webhooks/{namespace}/{source}")
+    run.add_argument("--shard", default="0/1", help="I/N: take the rules whose stable hash mod N is I")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=cmd_run)
+
+    sync = sub.add_parser("sync", help="ask the operator to sync a SyncRule now")
+    sync.add_argument("rule")
+    sync.add_argument("-n", "--namespace", default=None)
+    sync.set_defaults(func=cmd_sync)
+
+    status = sub.add_parser("status", help="print the SyncRules' sync summary")
+    status.add_argument("rule", nargs="?")
+    status.add_argument("-n", "--namespace", default=None)
+    status.set_defaults(func=cmd_status)
+
+
+def _fail(message: str) -> int:
+    print(f"invsync: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        shard = Shard.parse(args.shard)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.metrics_port == args.webhook_port:
+        return _fail("--metrics-port and --webhook-port must differ")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "kubernetes", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            _operate(
+                args.namespaces,
+                args.all_namespaces or not args.namespaces,
+                shard,
+                args.metrics_port,
+                args.webhook_port,
+            )
+        )
+    return 0
+
+
+async def _operate(
+    namespaces: Sequence[str], clusterwide: bool, shard: Shard, metrics_port: int, webhook_port: int
+) -> None:
+    op = Operator(Kube(load_config()), shard)
+    registry = kopf.OperatorRegistry()
+    register(registry, op)
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.standalone = True
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+
+    servers = await serve(
+        {webhook_port: webhook_app(op), metrics_port: metrics_app(lambda: op.indices is not None or op.ready)}
+    )
+    logging.getLogger("invsync.operator").info(
+        "metrics on :%d/metrics, webhooks on :%d/webhooks/{namespace}/{source}, shard %d/%d",
+        metrics_port,
+        webhook_port,
+        shard.index,
+        shard.count,
+    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=clusterwide,
+            namespaces=[] if clusterwide else list(namespaces),
+        )
+    finally:
+        await servers.stop()
+
+
+def _namespace(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    import kubernetes
+
+    try:
+        _, context = kubernetes.config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        return str(context.get("context", {}).get("namespace") or "default")
+    except (kubernetes.config.ConfigException, TypeError):
+        return "default"
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    kube = Kube(load_config())
+    ns = _namespace(args.namespace)
+    stamp = rfc3339(datetime.now(UTC))
+    try:
+        kube.annotate("SyncRule", ns, args.rule, {REQUESTED_AT: stamp})
+    except ApiException as exc:
+        if exc.status == 404:
+            return _fail(f"SyncRule {ns}/{args.rule} not found")
+        return _fail(f"SyncRule {ns}/{args.rule}: {exc.reason}")
+    print(f"syncrule {ns}/{args.rule}: sync requested at {stamp}")
+    return 0
+
+
+COLUMNS = (
+    "NAME",
+    "READY",
+    "REASON",
+    "LISTINGS",
+    "IN-SYNC",
+    "DRIFTED",
+    "PUSHED",
+    "FAILED",
+    "UNMATCHED",
+    "HELD",
+    "CONFLICTED",
+    "LAST-SYNC",
+)
+
+
+def status_rows(rules: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    rows = []
+    for rule in rules:
+        status = rule.get("status") or {}
+        ready = find(status.get("conditions"), "Ready") or {}
+        s = status.get("summary") or {}
+        rows.append(
+            (
+                rule["metadata"]["name"],
+                str(ready.get("status", "Unknown")),
+                str(ready.get("reason", "")),
+                *(
+                    str(s.get(k, 0))
+                    for k in (
+                        "listings",
+                        "inSync",
+                        "drifted",
+                        "pushed",
+                        "failed",
+                        "unmatched",
+                        "held",
+                        "conflicted",
+                    )
+                ),
+                str(status.get("lastSyncTime") or "-"),
+            )
+        )
+    return rows
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    table = [COLUMNS, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    kube = Kube(load_config())
+    ns = _namespace(args.namespace)
+    try:
+        rules = [kube.get("SyncRule", ns, args.rule)] if args.rule else kube.list("SyncRule", ns)
+    except ApiException as exc:
+        if exc.status == 404:
+            return _fail(f"SyncRule {ns}/{args.rule} not found")
+        return _fail(f"listing SyncRules in {ns}: {exc.reason}")
+    if not rules:
+        print(f"no SyncRules in namespace {ns}")
+        return 0
+    print(format_table(status_rows(rules)))
+    for rule in rules:
+        ready = find((rule.get("status") or {}).get("conditions"), "Ready")
+        if ready is not None and ready.get("status") != "True":
+            print(f"{rule['metadata']['name']}: {ready.get('message', '')}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="invsync")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result

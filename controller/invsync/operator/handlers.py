@@ -1,0 +1,464 @@
+"""kopf wiring: watches, indices and one worker task per SyncRule. Decisions live in reconcile.py.
+
+No handler here is of a kind kopf persists progress for (only indices and raw event handlers),
+and workers are plain asyncio tasks rather than kopf daemons, so the operator adds no finalizer
+and no annotation: deleting a rule is never blocked, and an unchanged world writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from .. import metrics
+from ..api import GROUP, VERSION, InventorySource, Store, SyncRule, Warehouse, parse_duration
+from ..api.common import Resource
+from ..engine.records import StockRecord
+from .conditions import RECONCILING, Cond, with_condition
+from .kube import Kube, KubePorts
+from .reconcile import (
+    APPROVE_HOLD,
+    REQUESTED_AT,
+    Event,
+    RuleMemory,
+    SharedMemory,
+    Snapshot,
+    dependencies,
+    object_patch,
+    stable_shard,
+    status_patch,
+    sync_rule,
+)
+
+log = logging.getLogger("invsync.operator")
+
+RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`I/N`, 0 <= I < N."""
+        try:
+            i, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/3") from None
+        if n < 1 or not 0 <= i < n:
+            raise ValueError(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
+        return cls(i, n)
+
+    def owns(self, namespace: str, name: str) -> bool:
+        return stable_shard(namespace, name, self.count) == self.index
+
+
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A detached copy of a kopf body (kopf bodies are live views)."""
+    return {k: _detach(v) for k, v in body.items()}
+
+
+def _detach(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_detach(v) for v in value]
+    return value
+
+
+def _parse(model: type[Resource], body: Mapping[str, Any]) -> Any:
+    """The resource without its status, or None (and a log line naming it) when it does not parse."""
+    try:
+        return model.model_validate({k: v for k, v in body.items() if k != "status"})
+    except ValidationError as exc:
+        meta = body.get("metadata", {})
+        log.error("%s %s/%s is invalid: %s", body.get("kind"), meta.get("namespace"), meta.get("name"), exc)
+        return None
+
+
+def _rv(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int((body or {}).get("metadata", {}).get("resourceVersion", "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Indices:
+    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: names only)."""
+
+    stores: Mapping[str, Iterable[dict[str, Any]]]
+    warehouses: Mapping[str, Iterable[dict[str, Any]]]
+    sources: Mapping[str, Iterable[dict[str, Any]]]
+    rules: Mapping[str, Iterable[dict[str, Any]]]
+    secrets: Mapping[str, Iterable[str]]
+
+
+def _by_name(index: Mapping[str, Iterable[dict[str, Any]]], namespace: str) -> dict[str, dict[str, Any]]:
+    return {b["metadata"]["name"]: b for b in index.get(namespace, ())}
+
+
+class RuleWorker:
+    """One SyncRule's loop: sleep until a trigger or the interval, then sync."""
+
+    def __init__(self, op: Operator, body: dict[str, Any]) -> None:
+        self.op = op
+        self.namespace: str = body["metadata"]["namespace"]
+        self.name: str = body["metadata"]["name"]
+        self.body = body
+        self.memory = RuleMemory()
+        self.wake = asyncio.Event()
+        self.full = True
+        self.skus: set[str] = set()
+        self.webhook_rows: list[StockRecord] = []
+        self.deps: set[tuple[str, str]] = set()
+        self.selects: set[str] = set()  # kinds the rule selects by label
+        self.synced_generation: int | None = None
+        self.synced_marks: tuple[str | None, str | None] = (None, None)
+        self.last_warnings: set[tuple[str, str]] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def update(self, body: dict[str, Any]) -> None:
+        if _rv(body) >= _rv(self.body):
+            self.body = body
+        marks = self._marks()
+        if body["metadata"].get("generation") != self.synced_generation or marks != self.synced_marks:
+            self.trigger()
+
+    def _marks(self) -> tuple[str | None, str | None]:
+        ann = self.body["metadata"].get("annotations") or {}
+        return ann.get(REQUESTED_AT), ann.get(APPROVE_HOLD)
+
+    def trigger(self) -> None:
+        self.full = True
+        self.wake.set()
+
+    def webhook(self, rows: list[StockRecord], arrival: float) -> None:
+        if not self.full:
+            self.skus |= {r.sku for r in rows}
+            self.webhook_rows += rows
+        for r in rows:
+            self.memory.arrivals.setdefault(r.sku, arrival)
+        self.wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        requeue: float | None = 0.0
+        while True:
+            interval = self._interval()
+            timeout = interval if requeue is None else min(interval, requeue)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            self.wake.clear()
+            full, skus, rows = self.full, frozenset(self.skus), self.webhook_rows
+            self.full, self.skus, self.webhook_rows = False, set(), []
+            try:
+                requeue = await self.sync(None if full else skus, rows)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("SyncRule %s/%s: sync failed", self.namespace, self.name)
+                metrics.SYNC_RUNS.labels(self.namespace, self.name, "failure").inc()
+                with contextlib.suppress(Exception):
+                    await self._set_condition(Cond("Ready", "False", "ReconcileError", str(exc)[:500]))
+                requeue = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
+                failures += 1
+                self.full = True
+
+    def _interval(self) -> float:
+        spec = self.body.get("spec") or {}
+        try:
+            return max(parse_duration(spec.get("interval", "5m")).total_seconds(), 1.0)
+        except ValueError:
+            return 300.0
+
+    async def _set_condition(self, cond: Cond) -> None:
+        status = self.body.get("status") or {}
+        conditions = with_condition(
+            status.get("conditions"), cond, generation=self.body["metadata"].get("generation"), now=_now()
+        )
+        await self._write({"conditions": conditions})
+
+    async def _write(self, patch: Mapping[str, Any]) -> None:
+        updated = await self.op.kube.patch_status("SyncRule", self.namespace, self.name, patch)
+        if updated is not None:
+            self.body = updated
+
+    async def sync(self, skus: frozenset[str] | None, rows: list[StockRecord]) -> float | None:
+        started = time.monotonic()
+        body = self.body
+        rule: SyncRule | None = _parse(SyncRule, body)
+        if rule is None:
+            return None
+        rule = rule.model_copy(update={"status": _parse_status(body)})
+        snap = self.op.snapshot(self.namespace)
+        self.deps = dependencies(rule, snap)
+        self.selects = {"Store"} if rule.spec.stores.selector is not None else set()
+        if any(w.selector is not None for w in rule.spec.warehouses):
+            self.selects.add("Warehouse")
+        metrics.set_rule_interval(self.namespace, self.name, self._interval())
+        self.synced_generation = body["metadata"].get("generation")
+        self.synced_marks = self._marks()
+
+        async def progress(done: int, total: int) -> None:
+            await self._set_condition(Cond(RECONCILING, "True", "Pushing", f"pushed {done}/{total}"))
+
+        now = _now()
+        report = await sync_rule(
+            rule,
+            snap,
+            self.op.ports,
+            self.memory,
+            self.op.shared,
+            now=now,
+            skus=skus,
+            webhook_rows=rows,
+            progress=progress,
+        )
+        await self.op.write_objects(self.namespace, report.objects, now)
+        patch = status_patch(self.body.get("status"), report.status, now)
+        if patch is not None:
+            await self._write(patch)
+        self._post(report.events)
+        conditions = {c["type"]: c["status"] for c in report.status["conditions"]}
+        metrics.set_rule_conditions(self.namespace, self.name, conditions)
+        metrics.record_sync(
+            self.namespace,
+            self.name,
+            result=report.result,
+            duration_seconds=time.monotonic() - started,
+            stores={
+                name: metrics.StoreResult(
+                    in_sync=c.in_sync,
+                    drifted=c.drifted,
+                    failed=c.failed,
+                    drift_units=c.drift_units,
+                    pushed_ok=c.pushed,
+                    pushed_failed=c.failed,
+                )
+                for name, c in report.stores.items()
+            },
+            finished_at=time.time(),
+        )
+        metrics.set_pool_allocation(self.namespace, {w: float(r) for w, r in report.allocation.items()})
+        for seconds in report.change_to_push:
+            metrics.CHANGE_TO_PUSH.labels("tiktok").observe(seconds)
+        return report.requeue_after
+
+    def _post(self, events: Iterable[Event]) -> None:
+        """Post Events; standing warnings (holds, conflicts, missing things) once per change."""
+        warnings: set[tuple[str, str]] = set()
+        for ev in events:
+            if ev.type == "Warning" and ev.reason != "PushFailed":
+                warnings.add((ev.reason, ev.message))
+                if (ev.reason, ev.message) in self.last_warnings:
+                    continue
+            kopf.event(cast(kopf.Body, self.body), type=ev.type, reason=ev.reason, message=ev.message)
+        self.last_warnings = warnings
+
+
+def _parse_status(body: Mapping[str, Any]) -> Any:
+    from ..api.kinds import SyncRuleStatus
+
+    raw = body.get("status")
+    if not raw:
+        return None
+    try:
+        return SyncRuleStatus.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Operator:
+    """Process-wide state: the indices, the workers of this shard, the shared memory."""
+
+    def __init__(self, kube: Kube, shard: Shard) -> None:
+        self.kube = kube
+        self.ports = KubePorts(kube, self.read_secret)
+        self.shard = shard
+        self.shared = SharedMemory()
+        self.indices: Indices | None = None
+        self.workers: dict[tuple[str, str], RuleWorker] = {}
+        self.fingerprints: dict[tuple[str, str, str], Any] = {}
+        self.ready = False
+
+    # ---------------------------------------------------------------- snapshot
+
+    def snapshot(self, namespace: str) -> Snapshot:
+        idx = self.indices
+        if idx is None:
+            raise RuntimeError("indices are not populated yet")
+
+        def parsed(model: type[Resource], index: Mapping[str, Iterable[dict[str, Any]]]) -> dict[str, Any]:
+            out = {}
+            for name, body in _by_name(index, namespace).items():
+                obj = _parse(model, body)
+                if obj is not None:
+                    out[name] = obj
+            return out
+
+        return Snapshot(
+            namespace=namespace,
+            rules=list(parsed(SyncRule, idx.rules).values()),
+            stores=parsed(Store, idx.stores),
+            warehouses=parsed(Warehouse, idx.warehouses),
+            sources=parsed(InventorySource, idx.sources),
+        )
+
+    async def write_objects(self, namespace: str, objects: Iterable[Any], now: datetime) -> None:
+        idx = self.indices
+        if idx is None:
+            return
+        index = {"Store": idx.stores, "Warehouse": idx.warehouses, "InventorySource": idx.sources}
+        for obs in objects:
+            body = _by_name(index[obs.kind], namespace).get(obs.name)
+            if body is None:
+                continue
+            refresh = None
+            if obs.kind == "InventorySource":
+                refresh = parse_duration((body.get("spec") or {}).get("pollInterval", "5m"))
+            patch = object_patch(
+                body.get("status"), obs, body["metadata"].get("generation"), now, refresh_after=refresh
+            )
+            if patch is not None:
+                await self.kube.patch_status(obs.kind, namespace, obs.name, patch)
+
+    def source(self, namespace: str, name: str) -> InventorySource | None:
+        body = _by_name(self.indices.sources, namespace).get(name) if self.indices is not None else None
+        return _parse(InventorySource, body) if body is not None else None
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        if self.indices is not None and name not in self.indices.secrets.get(namespace, ()):
+            return None
+        return await self.kube.read_secret(namespace, name)
+
+    # ---------------------------------------------------------------- rules
+
+    def upsert_rule(self, body: dict[str, Any]) -> None:
+        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        if not self.shard.owns(ns, name):
+            return
+        worker = self.workers.get((ns, name))
+        if worker is None:
+            worker = self.workers[(ns, name)] = RuleWorker(self, body)
+            worker.task = asyncio.create_task(worker.run(), name=f"syncrule {ns}/{name}")
+        else:
+            worker.update(body)
+
+    async def remove_rule(self, namespace: str, name: str) -> None:
+        worker = self.workers.pop((namespace, name), None)
+        if worker is not None and worker.task is not None:
+            worker.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.task
+        metrics.forget_rule(namespace, name)
+
+    async def stop(self) -> None:
+        for ns, name in list(self.workers):
+            worker = self.workers.pop((ns, name))
+            if worker.task is not None:
+                worker.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker.task
+
+    # ---------------------------------------------------------------- triggers
+
+    def touched(self, kind: str, namespace: str, name: str, fingerprint: Any) -> None:
+        """Wake the rules that use an object whose spec, labels or (Secret) data changed."""
+        key = (kind, namespace, name)
+        if self.fingerprints.get(key) == fingerprint:
+            return
+        first = key not in self.fingerprints
+        self.fingerprints[key] = fingerprint
+        if first and fingerprint is not None and not self.ready:
+            return  # the initial listing: every worker does a full sync on start anyway
+        for (ns, _), worker in self.workers.items():
+            if ns == namespace and ((kind, name) in worker.deps or kind in worker.selects):
+                worker.trigger()
+
+    def webhook(self, namespace: str, source: str, rows: list[StockRecord]) -> int:
+        arrival = time.monotonic()
+        woken = 0
+        for (ns, _), worker in self.workers.items():
+            if ns == namespace and ("InventorySource", source) in worker.deps:
+                worker.webhook(rows, arrival)
+                woken += 1
+        return woken
+
+
+def _fingerprint(body: Mapping[str, Any], event_type: str | None) -> Any:
+    if event_type == "DELETED":
+        return None
+    meta = body.get("metadata", {})
+    return (meta.get("generation"), tuple(sorted((meta.get("labels") or {}).items())))
+
+
+def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
+    """Register every handler on `registry`, bound to `op`. Handlers take only keyword arguments
+    (kopf passes many); the index names are the keyword arguments handlers receive them by."""
+
+    def keep_body(**kw: Any) -> dict[str, dict[str, Any]]:
+        return {kw["namespace"]: _plain(kw["body"])}
+
+    def keep_name(**kw: Any) -> dict[str, str]:
+        return {kw["namespace"]: kw["name"]}  # a Secret's presence only: never its data
+
+    for plural in ("stores", "warehouses", "inventorysources", "syncrules"):
+        kopf.index(GROUP, VERSION, plural, id=f"{plural}_index", registry=registry)(keep_body)
+    kopf.index("v1", "secrets", id="secrets_index", registry=registry)(keep_name)
+
+    def attach(kw: Mapping[str, Any]) -> None:
+        if op.indices is None:
+            op.indices = Indices(
+                stores=kw["stores_index"],
+                warehouses=kw["warehouses_index"],
+                sources=kw["inventorysources_index"],
+                rules=kw["syncrules_index"],
+                secrets=kw["secrets_index"],
+            )
+
+    def touched(kind: str) -> Any:
+        def on_event(**kw: Any) -> None:
+            attach(kw)
+            if kind == "Secret":
+                deleted = kw["event"].get("type") == "DELETED"
+                mark = None if deleted else kw["body"]["metadata"].get("resourceVersion")
+            else:
+                mark = _fingerprint(kw["body"], kw["event"].get("type"))
+            op.touched(kind, kw["namespace"], kw["name"], mark)
+
+        return on_event
+
+    kinds = {"stores": "Store", "warehouses": "Warehouse", "inventorysources": "InventorySource"}
+    for plural, kind in kinds.items():
+        kopf.on.event(GROUP, VERSION, plural, id=f"{plural}_event", registry=registry)(touched(kind))
+    kopf.on.event("v1", "secrets", id="secrets_event", registry=registry)(touched("Secret"))
+
+    @kopf.on.event(GROUP, VERSION, "syncrules", id="syncrules_event", registry=registry)
+    async def syncrules_event(**kw: Any) -> None:
+        attach(kw)
+        op.ready = True
+        if kw["event"].get("type") == "DELETED":
+            await op.remove_rule(kw["namespace"], kw["name"])
+        else:
+            op.upsert_rule(_plain(kw["body"]))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_workers(**_: Any) -> None:
+        await op.stop()

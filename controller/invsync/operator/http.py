@@ -1,0 +1,110 @@
+"""The operator's HTTP side: source webhooks on one port, /metrics and probes on another."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from ..api import InventorySource
+from ..engine.records import StockRecord
+from ..metrics import metrics_handler
+from ..providers import build_source
+from ..providers.base import ProviderError, WebhookRejectedError
+
+log = logging.getLogger("invsync.operator.http")
+
+MAX_WEBHOOK_BODY = 1024 * 1024
+
+
+class WebhookSink(Protocol):
+    """What the webhook endpoint needs from the operator."""
+
+    def source(self, namespace: str, name: str) -> InventorySource | None: ...
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
+
+    def webhook(self, namespace: str, source: str, rows: list[StockRecord]) -> int: ...
+
+
+def webhook_app(sink: WebhookSink) -> web.Application:
+    """POST /webhooks/{namespace}/{source}: verify with the source's webhook Secret (key `secret`),
+    then hand the rows to the rules that read that source."""
+
+    async def receive(request: web.Request) -> web.Response:
+        namespace, name = request.match_info["namespace"], request.match_info["source"]
+        source = sink.source(namespace, name)
+        if source is None:
+            return web.json_response({"error": f"InventorySource {namespace}/{name} not found"}, status=404)
+        if source.spec.webhook is None:
+            return web.json_response(
+                {"error": f"InventorySource {namespace}/{name} has no spec.webhook"}, status=404
+            )
+        body = await request.read()  # client_max_size answers 413 above the limit
+        secret_name = source.spec.webhook.secret_ref.name
+        secret = await sink.read_secret(namespace, secret_name)
+        if secret is None or not secret.get("secret"):
+            log.warning(
+                "webhook for %s/%s: Secret %s or its key `secret` is missing", namespace, name, secret_name
+            )
+            return web.json_response(
+                {"error": f"Secret {secret_name} (key `secret`) of InventorySource {name} not found"},
+                status=503,
+            )
+        creds = None
+        if source.spec.credentials_secret_ref is not None:
+            creds = await sink.read_secret(namespace, source.spec.credentials_secret_ref.name)
+        try:
+            provider = build_source(source, creds)
+        except ProviderError as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+        try:
+            rows = provider.parse_webhook(request.headers, body, secret["secret"])
+        except WebhookRejectedError as exc:
+            log.warning("webhook for %s/%s rejected: %s", namespace, name, exc)
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        finally:
+            await provider.aclose()
+        rules = sink.webhook(namespace, name, rows)
+        return web.json_response({"accepted": len(rows), "rules": rules}, status=202)
+
+    app = web.Application(client_max_size=MAX_WEBHOOK_BODY)
+    app.router.add_post("/webhooks/{namespace}/{source}", receive)
+    return app
+
+
+def metrics_app(ready: Callable[[], bool]) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n") if ready() else web.Response(text="starting\n", status=503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+@dataclass
+class Servers:
+    runners: list[web.AppRunner]
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+async def serve(apps: Mapping[int, web.Application], host: str = "0.0.0.0") -> Servers:
+    """Start each app on its port (one app per port)."""
+    runners = []
+    for port, app in apps.items():
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        runners.append(runner)
+    return Servers(runners)

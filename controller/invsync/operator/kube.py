@@ -1,0 +1,105 @@
+"""The Kubernetes API calls the operator and the `sync` / `status` verbs make themselves.
+
+kopf does the watching; status patches, Secret reads and annotations go through the official
+client, run in a worker thread so the event loop never blocks on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from ..api import GROUP, VERSION, InventorySource, Store
+from ..providers import build_channel, build_source
+from ..providers.base import InventorySourceProvider, SalesChannel
+
+PLURALS = {
+    "InventorySource": "inventorysources",
+    "Warehouse": "warehouses",
+    "Store": "stores",
+    "SyncRule": "syncrules",
+}
+
+
+def load_config() -> kubernetes.client.ApiClient:
+    """An API client from $KUBECONFIG / ~/.kube/config, or the in-cluster ServiceAccount."""
+    try:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient()
+
+
+class Kube:
+    """Thin async wrappers over the calls invsync makes; nothing here logs a Secret's value."""
+
+    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.custom = kubernetes.client.CustomObjectsApi(api)
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        data.update(secret.string_data or {})
+        return data
+
+    async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> Any:
+        """Merge-patch the status subresource; returns the updated object (None if it is gone)."""
+        try:
+            return await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURALS[kind],
+                name,
+                {"status": dict(status)},
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+        return cast(dict[str, Any], obj)
+
+    def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        result = cast(
+            dict[str, Any],
+            self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind]),
+        )
+        return list(result.get("items", []))
+
+    def annotate(self, kind: str, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], name, {"metadata": {"annotations": dict(annotations)}}
+        )
+
+
+class KubePorts:
+    """`reconcile.Ports` backed by the cluster's Secrets and the real platform clients."""
+
+    def __init__(
+        self, kube: Kube, read_secret: Callable[[str, str], Awaitable[Mapping[str, str] | None]] | None = None
+    ) -> None:
+        self._read_secret = read_secret or kube.read_secret
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return await self._read_secret(namespace, name)
+
+    def channel(self, store: Store, secret: Mapping[str, str]) -> SalesChannel:
+        return build_channel(store, secret)
+
+    def source(self, source: InventorySource, secret: Mapping[str, str] | None) -> InventorySourceProvider:
+        return build_source(source, secret)
