@@ -34,7 +34,8 @@ def _check_duration(text: str) -> str:
 Duration = Annotated[
     str,
     AfterValidator(_check_duration),
-    Field(pattern=DURATION_PATTERN, json_schema_extra={"x-invsync-duration": True}),
+    # the pattern reaches the CRD only this way: pydantic drops a Field constraint after a validator
+    Field(json_schema_extra={"pattern": DURATION_PATTERN, "x-invsync-duration": True}),
 ]
 Percent = Annotated[int, Field(ge=0, le=100)]
 NonNegative = Annotated[int, Field(ge=0)]
