@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -28,18 +29,20 @@ REDACTED = "***"
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary words; credentials are never this short
 
 
-class _SecretRegistry(logging.Filter):
-    """Every credential value any live provider holds, scrubbed from log records of HTTP libraries.
+class _SecretRegistry:
+    """Every credential value any provider has held, scrubbed from every log record at its creation.
 
     httpx logs full request URLs at INFO level, and TikTok's token refresh carries app_secret and
-    refresh_token in the query string, so the filter is installed on httpx/httpcore as well as ours.
+    refresh_token in the query string; a record factory (unlike a logger filter) also covers child
+    loggers such as httpcore.http11 and whatever handlers the application installs.
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
+        self._factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(self._record)
 
     def add(self, values: Iterable[str]) -> None:
         with self._lock:
@@ -51,18 +54,17 @@ class _SecretRegistry(logging.Filter):
         pattern = self._pattern
         return pattern.sub(REDACTED, text) if pattern is not None else text
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def _record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._factory(*args, **kwargs)
         if self._pattern is not None:
             message = record.getMessage()
             redacted = self.redact(message)
             if redacted != message:
                 record.msg, record.args = redacted, ()
-        return True
+        return record
 
 
 SECRETS = _SecretRegistry()
-for _name in ("invsync", "httpx", "httpcore", "aiohttp"):
-    logging.getLogger(_name).addFilter(SECRETS)
 
 
 def redact(text: str) -> str:

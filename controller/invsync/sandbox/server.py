@@ -55,6 +55,7 @@ CODE_REFRESH_INVALID = 36004013
 
 STATE_KEY = web.AppKey("state", SandboxState)
 SESSION_KEY = web.AppKey("session", aiohttp.ClientSession)
+LABEL_KEY = web.RequestKey("label", tuple[str, str])  # platform, operation: what _count counts
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -74,8 +75,8 @@ def _offset(cursor: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _label(request: web.Request, platform: str, operation: str, target: str = "") -> None:
-    request["platform"], request["operation"], request["target"] = platform, operation, target
+def _label(request: web.Request, platform: str, operation: str) -> None:
+    request[LABEL_KEY] = (platform, operation)
 
 
 @web.middleware
@@ -85,10 +86,10 @@ async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except web.HTTPException as exc:
         response = exc
-    platform = request.get("platform")
-    if platform:
-        request.app[STATE_KEY].requests[(platform, request["operation"], str(response.status))] += 1
-        log.debug("%s %s %s -> %d", platform, request["operation"], request.path, response.status)
+    label = request.get(LABEL_KEY)
+    if label is not None:
+        request.app[STATE_KEY].requests[(*label, str(response.status))] += 1
+        log.debug("%s %s %s -> %d", *label, request.path, response.status)
     if isinstance(response, web.HTTPException):
         raise response
     return response
@@ -122,7 +123,7 @@ class TikTokApi:
         cfg = self.state.config.tiktok
         q = request.query
         shop = self.state.tiktok.get(q.get("shop_cipher", ""))
-        _label(request, "tiktok", operation, shop.cipher if shop else "")
+        _label(request, "tiktok", operation)
         if cfg is None:
             return self.envelope(None, tt.CODE_SIGN_INVALID, "no TikTok app is configured", 401)
         if q.get("app_key") != cfg.app_key:
@@ -347,7 +348,7 @@ class ShopifyApi:
 
     async def graphql(self, request: web.Request) -> web.Response:
         shop = self.state.shopify.get(request.match_info["shop"])
-        _label(request, "shopify", "graphql", request.match_info["shop"])
+        _label(request, "shopify", "graphql")
         if shop is None:
             return _json({"errors": "Not Found"}, 404)
         if request.headers.get("X-Shopify-Access-Token") != shop.access_token:
@@ -462,7 +463,7 @@ class ErpApi:
 
     def _source(self, request: web.Request, operation: str) -> ErpSrc | web.Response:
         name = request.match_info["name"]
-        _label(request, "http", operation, name)
+        _label(request, "http", operation)
         src = self.state.erp.get(name)
         if src is None:
             return _json({"error": f"no source {name}"}, 404)
