@@ -856,7 +856,9 @@ def status_patch(
     """
     old = dict(old or {})
     comparable_new = {k: v for k, v in new.items() if k != "lastSyncTime" and v is not None}
-    comparable_old = {k: v for k, v in old.items() if k in _RULE_STATUS_FIELDS and k != "lastSyncTime"}
+    comparable_old = {
+        k: v for k, v in old.items() if k in _RULE_STATUS_FIELDS and k != "lastSyncTime" and v is not None
+    }
     if comparable_new == comparable_old:
         return None
     patch = dict(new)
