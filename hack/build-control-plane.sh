@@ -21,7 +21,7 @@ build() {  # build NAME PACKAGE_DIR LDFLAGS
     log "$name: cached at $BIN_DIR/$name"
     return
   fi
-  log "$name: building (cold builds take 10-30 minutes on 2 cores; progress every 100 packages)"
+  log "$name: building (a cold build of all three takes about 5 minutes on 2 cores; progress every 100 packages)"
   local started=$SECONDS
   # `go build -v` names each package as it is compiled: count them as progress.
   (cd "$dir" && go build -v -trimpath -ldflags "$ldflags" -o "$BIN_DIR/$name.tmp" .) 2>&1 \
