@@ -58,3 +58,46 @@ class Location:
     id: str
     name: str = ""
     active: bool = True
+
+
+@dataclass(slots=True, frozen=True)
+class PlanRow:
+    """The desired quantity of one managed slot, and the step of SPEC section 2 that decided it."""
+
+    rule: str
+    store: str
+    channel_warehouse_id: str
+    sku: str
+    product_id: str
+    sku_id: str
+    live: int
+    desired: int
+    reason: str  # ratio | threshold | continueSelling | fixed | lowStock | clamp | noSource
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A younger rule also selects `count` slots of `store` that the older rule `owner` owns."""
+
+    store: str
+    owner: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A plan held by the safety policy; `id` is stable while the zeroing set does not change."""
+
+    id: str
+    zeroing: int
+    of: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductBatch:
+    """One platform write: every changed slot of one product (TikTok takes one update per product)."""
+
+    store: str
+    product_id: str
+    updates: tuple[SlotUpdate, ...]
+    priority: int  # lower goes first: 0 zeroes, 1 decreases, 2 increases only

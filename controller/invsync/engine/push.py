@@ -1,0 +1,54 @@
+"""From a plan to platform writes: the safety hold and the per-product push batches (SPEC section 3)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+
+from ..api.kinds import SafetyPolicy
+from .records import Hold, PlanRow, ProductBatch, SlotUpdate
+
+
+def safety_hold(rows: Sequence[PlanRow], policy: SafetyPolicy) -> Hold | None:
+    """Hold a plan that would zero too many listings that now show stock; None when it may go."""
+    showing = [r for r in rows if r.live > 0]
+    zeroing = sorted((r.store, r.channel_warehouse_id, r.sku) for r in showing if r.desired == 0)
+    # The policy is a decimal in the manifest: compare exactly, as written.
+    limit = Fraction(str(policy.max_zero_fraction)) * len(showing)
+    if len(showing) < policy.min_listings or len(zeroing) <= limit:
+        return None
+    digest = hashlib.sha256("\n".join("\t".join(k) for k in zeroing).encode()).hexdigest()
+    return Hold(id=digest[:16], zeroing=len(zeroing), of=len(showing))
+
+
+def _priority(updates: Iterable[tuple[int, int]]) -> int:
+    """0: the batch zeroes a slot; 1: it lowers one; 2: increases only."""
+    best = 2
+    for live, desired in updates:
+        if desired == 0 < live:
+            return 0
+        if desired < live:
+            best = 1
+    return best
+
+
+def push_batches(rows: Iterable[PlanRow], order: str) -> list[ProductBatch]:
+    """Changed slots grouped per (store, product); with DecreasesFirst, zeroes and decreases lead."""
+    grouped: dict[tuple[str, str], list[PlanRow]] = {}
+    for r in rows:
+        if r.live != r.desired:
+            grouped.setdefault((r.store, r.product_id), []).append(r)
+    batches = [
+        ProductBatch(
+            store=store,
+            product_id=product,
+            updates=tuple(
+                SlotUpdate(r.product_id, r.sku_id, r.channel_warehouse_id, r.desired, r.sku) for r in changed
+            ),
+            priority=_priority((r.live, r.desired) for r in changed) if order == "DecreasesFirst" else 0,
+        )
+        for (store, product), changed in grouped.items()
+    ]
+    batches.sort(key=lambda b: b.priority)  # stable: products keep their listing order within a priority
+    return batches
