@@ -78,6 +78,10 @@ def config() -> dict[str, Any]:
             {
                 "shop": "main",
                 "access_token": SHOPIFY_TOKEN,
+                "throttle": {
+                    "maximumAvailable": 2000,
+                    "restoreRate": 20000,
+                },  # fast; throttling has its own test
                 "locations": [
                     {"id": LOC1, "name": "JKT", "active": True},
                     {"id": LOC2, "name": "SBY", "active": False},
