@@ -3,11 +3,13 @@ field docs, the status subresource and ServiceAccount tokens (SPEC sections 1 an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +205,43 @@ def test_make_cluster_up_and_down(cluster: ControlPlane, tmp_path: Path) -> None
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert stopped.returncode == 1 and "not running" in stopped.stdout
+
+
+def _processes_using(path: Path) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(path).encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def test_teardown_leaves_no_processes_or_files(cluster: ControlPlane) -> None:
+    """Also when the test run is SIGKILLed: its servers die with it, its files go at the next start."""
+    script = (
+        "import time\n"
+        "from invsync.testing.cluster import ControlPlane, binary_dir\n"
+        "plane = ControlPlane(binary_dir())\n"
+        "plane.start()\n"
+        "print(plane.work_dir, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    killed = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, "INVSYNC_BIN_DIR": str(cluster.bin_dir)}, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert killed.stdout is not None
+    orphan = Path(killed.stdout.readline().strip())
+    assert orphan.is_dir() and len(_processes_using(orphan)) == 2
+    killed.kill()
+    killed.wait()
+    deadline = time.monotonic() + 20
+    while _processes_using(orphan) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_using(orphan), "etcd and kube-apiserver must die with the process that started them"
+
+    with ControlPlane(cluster.bin_dir) as plane:
+        work_dir = plane.work_dir
+        assert not orphan.exists(), "a new start removes the files of a killed run"
+        assert plane.kubectl("get", "--raw", "/readyz").stdout == "ok"
+    assert not work_dir.exists() and not _processes_using(work_dir)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
@@ -39,10 +39,24 @@ BINARIES = ("etcd", "kube-apiserver", "kubectl")
 ADMIN_USER = "invsync-admin"
 START_TIMEOUT = 180.0  # kube-apiserver needs ~10 s alone, much longer on a busy 2-core machine
 _PORT_RACE_ATTEMPTS = 3
+_TEMP_PREFIX = "invsync-control-plane-"
 
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not be built, started or reached."""
+
+
+class Kubectl(Protocol):
+    """The signature of ``ControlPlane.kubectl`` (the tests' ``kubectl`` fixture)."""
+
+    def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        kubeconfig: Path | None = None,
+        check: bool = False,
+        timeout: float = 120.0,
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 def binary_dir() -> Path:
@@ -80,6 +94,15 @@ def _child_setup() -> None:
     if sys.platform == "linux":
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _sweep_orphaned_work_dirs() -> None:
+    """Remove work directories of runs that were SIGKILLed (their processes died with them, but no
+    code ran to delete the files)."""
+    for owner in Path(tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*/owner.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            if not Path(f"/proc/{int(owner.read_text())}").exists():
+                shutil.rmtree(owner.parent, ignore_errors=True)
 
 
 def _log_tail(path: Path, lines: int = 25) -> str:
@@ -146,7 +169,9 @@ class ControlPlane:
             self._given_work_dir.mkdir(parents=True, mode=0o700)
             self._dir = self._given_work_dir
         else:
-            self._dir = Path(tempfile.mkdtemp(prefix="invsync-control-plane-"))
+            _sweep_orphaned_work_dirs()
+            self._dir = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
+            (self._dir / "owner.pid").write_text(str(os.getpid()))
         try:
             self._write_pki()
             deadline = time.monotonic() + timeout
