@@ -171,7 +171,7 @@ class StoreSpec(Model):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "self.multiWarehouse || size(self.warehouses) <= 1",
+                "self.multiWarehouse || !has(self.warehouses) || size(self.warehouses) <= 1",
                 "warehouses: a store with multiWarehouse false has at most one channel warehouse",
             )
         )
