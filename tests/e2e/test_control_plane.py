@@ -114,7 +114,13 @@ spec: {sourceRef: {name: shopify-main}, locationId: "gid://shopify/Location/1"}
 
 
 def test_explain_teaches_the_fields(kubectl: Kubectl, crds: list[str]) -> None:
-    explained = kubectl("explain", "syncrule.spec.warehouses", check=True).stdout
+    deadline = time.monotonic() + 30  # the OpenAPI document follows Established by a moment
+    while (
+        explain := kubectl("explain", "syncrule.spec.warehouses")
+    ).returncode and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert explain.returncode == 0, explain.stderr
+    explained = explain.stdout
     text = " ".join(explained.split())
     assert " ".join((SyncRuleSpec.model_fields["warehouses"].description or "").split()) in text
     for field in ("name", "ratio", "selector"):

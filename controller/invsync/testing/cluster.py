@@ -37,7 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
 BINARIES = ("etcd", "kube-apiserver", "kubectl")
 ADMIN_USER = "invsync-admin"
-START_TIMEOUT = 180.0  # kube-apiserver needs ~10 s alone, much longer on a busy 2-core machine
+START_TIMEOUT = 180.0  # ~3 s on an idle machine; far longer on a busy 2-core one
 _PORT_RACE_ATTEMPTS = 3
 _TEMP_PREFIX = "invsync-control-plane-"
 
@@ -350,7 +350,13 @@ class ControlPlane:
         timeout: float = 120.0,
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this control plane (admin unless ``kubeconfig`` is given)."""
-        argv = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
+        argv = [
+            str(self.bin_dir / "kubectl"),
+            f"--kubeconfig={kubeconfig or self.kubeconfig}",
+            # discovery cached per control plane: never a stale one from an earlier run on the same port
+            f"--cache-dir={self.work_dir / 'kubectl-cache'}",
+            *args,
+        ]
         done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}")
