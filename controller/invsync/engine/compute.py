@@ -342,6 +342,8 @@ class _Feed:
                 steps.append(f"3. fixedQuantity override: {s.fixed}")
                 steps.append(f"8. clamp to [0, {cap}]: {value}")
             return value, "fixed" if value == s.fixed else "clamp"
+        if steps is not None:
+            steps.append("3. no fixedQuantity override")
         if self.unready:
             if steps is not None:
                 steps.append(
@@ -380,7 +382,9 @@ class _Feed:
         if not contributing:
             if steps is not None:
                 candidates = ", ".join(sorted(self.ratios)) or "no warehouse"
-                steps.append(f"1. {candidates}: none stocks {sku} enabled => 0 (noSource)")
+                steps.append(
+                    f"1. no contributing warehouse ({candidates}) stocks {sku} enabled => 0 (noSource)"
+                )
             return 0, "noSource"
         if continues and self.rule.spec.continue_selling.honor:
             value = min(self.rule.spec.continue_selling.quantity, self.store_max)
@@ -391,6 +395,12 @@ class _Feed:
                     f"{self.store_max}: {value}"
                 )
             return value, "continueSelling"
+        if steps is not None:
+            honor = self.rule.spec.continue_selling.honor
+            steps.append(
+                "4. continue selling: "
+                + ("no contributing warehouse says so" if honor else "not honored by the rule")
+            )
         if pool <= s.threshold:
             if steps is not None:
                 steps.append(f"5. pool = {pool} <= outOfStockThreshold {s.threshold}: 0")
@@ -420,6 +430,19 @@ class _Feed:
                     " keeps stock: 0"
                 )
             return 0, "lowStock"
+        if steps is not None:
+            steps.append(
+                "9. lowStock: "
+                + (
+                    "not configured"
+                    if low is None
+                    else f"{low.preferred_store} is the preferred store"
+                    if self.preferred
+                    else f"pool {pool} > threshold {low.threshold}"
+                    if pool > low.threshold
+                    else "nothing to take away"
+                )
+            )
         return value, reason
 
 
@@ -547,20 +570,26 @@ class _Planner:
         ] or [(_ignore, _ignore, _ignore)]
 
     def allocation(self) -> tuple[dict[str, Fraction], list[set[str]]]:
-        """Pool allocation ratio per warehouse, and the warehouses each rule draws on."""
+        """Pool allocation ratio per warehouse, and the warehouses each rule draws on.
+
+        Each channel warehouse of each store draws on a warehouse at the ratio of the rule owning the
+        SKU; rules sharing a store own disjoint SKUs, so a slot counts its highest ratio, not their sum.
+        """
         total: dict[str, Fraction] = defaultdict(Fraction)
         drawn: list[set[str]] = [set() for _ in self.rules]
         for sp in self.stores.values():
-            mappings = [m.channel_warehouse_id for m in sp.store.spec.warehouses] or [""]
-            for pos, rule in enumerate(sp.rules):
-                for cw in mappings:
-                    refs, why = sp.refs(cw)
-                    if why:
-                        continue
+            for cw in [m.channel_warehouse_id for m in sp.store.spec.warehouses] or [""]:
+                refs, why = sp.refs(cw)
+                if why:
+                    continue
+                highest: dict[str, int] = {}
+                for pos, rule in enumerate(sp.rules):
                     for name, ratio in rule.ratios.items():
                         if name in self.eligible and (refs is None or name in refs):
-                            total[name] += Fraction(ratio, 100)
+                            highest[name] = max(highest.get(name, 0), ratio)
                             drawn[sp.rule_index[pos]].add(name)
+                for name, ratio in highest.items():
+                    total[name] += Fraction(ratio, 100)
         return dict(total), drawn
 
 
@@ -672,6 +701,7 @@ def explain(world: World, rule: str, sku: str) -> list[Explanation]:
             steps.append(f"2. {found}")
         else:
             steps.extend(_candidates(planner, sp, pos, slot.channel_warehouse_id, found))
+            steps.append(f"2. managed: {sku} is selected by {rule}, which owns it in {slot.store}")
             value, reason = found.decide(sku, settings, steps)
             desired = value if value >= 0 else None
         steps.append(f"=> {'left alone' if desired is None else desired} ({reason}); live {slot.quantity}")

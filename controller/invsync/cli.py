@@ -1,0 +1,273 @@
+"""`invsync` (also the kubectl plugin `kubectl-invsync`): one register function per verb.
+
+A verb is added by appending its register function to VERBS: it adds a subparser and sets
+``func(args) -> exit code``. Bad input anywhere raises InputError: one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any, NoReturn
+
+from .api.loader import Manifests, load_and_validate
+from .engine import Diff, Plan, World, compute_plan, diff_plans, explain
+from .errors import InputError
+from .snapshots import load_inventory, load_listings
+
+OUTPUTS = ("table", "json", "markdown")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are bad input too: one line, exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{self.prog}: {message}")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _world(manifests: Manifests, inventory: str, listings: str, all_names: Sequence[Manifests] = ()) -> World:
+    """The world of `manifests` over the snapshot files (names checked against every manifest set)."""
+    sets = [manifests, *all_names]
+    stock = load_inventory(inventory, {s.name for m in sets for s in m.sources})
+    slots = load_listings(listings, {s.name for m in sets for s in m.stores})
+    return World(manifests.rules, manifests.stores, manifests.warehouses, stock, slots)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _ratio(value: Fraction) -> float:
+    return round(float(value), 4)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def register_validate(sub: Any) -> None:
+    p = sub.add_parser("validate", help="check manifests offline: CRD schemas and cross-resource references")
+    p.add_argument(
+        "-f", "--filename", dest="files", action="extend", nargs="+", required=True, metavar="PATH"
+    )
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    m = load_and_validate(args.files)
+    print(
+        f"ok: {len(m.sources)} InventorySource(s), {len(m.warehouses)} Warehouse(s), "
+        f"{len(m.stores)} Store(s), {len(m.rules)} SyncRule(s)"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def register_plan(sub: Any) -> None:
+    p = sub.add_parser("plan", help="compute every listing's desired quantity offline")
+    p.add_argument(
+        "-f", "--filename", dest="files", action="extend", nargs="+", required=True, metavar="PATH"
+    )
+    p.add_argument("--inventory", required=True, metavar="FILE", help="inventory snapshot (JSON or .csv)")
+    p.add_argument("--listings", required=True, metavar="FILE", help="listings snapshot (JSON or .csv)")
+    p.add_argument("-o", "--output", choices=OUTPUTS, default="table")
+    p.add_argument("--explain", metavar="SKU", help="explain, step by step, the quantity of one seller SKU")
+    p.set_defaults(func=cmd_plan)
+
+
+def _summary(plan: Plan) -> dict[str, Any]:
+    rules: dict[str, Any] = {}
+    totals = dict.fromkeys(("listings", "inSync", "drifted", "unmatched", "held", "conflicted"), 0)
+    for name, rp in plan.rules.items():
+        stores = {
+            store: {
+                "listings": c.listings,
+                "inSync": c.in_sync,
+                "drifted": c.drifted,
+                "unmatched": c.unmatched,
+                "held": c.held,
+                "conflicted": c.conflicted,
+            }
+            for store, c in rp.counts().items()
+        }
+        rule_totals = {k: sum(s[k] for s in stores.values()) for k in totals}
+        for k, v in rule_totals.items():
+            totals[k] += v
+        rules[name] = {
+            **rule_totals,
+            "stores": stores,
+            "conflicts": [{"store": c.store, "owner": c.owner, "count": c.count} for c in rp.conflicts],
+            "oversellRisk": {w: _ratio(v) for w, v in rp.oversell_risk.items()},
+        }
+    return {
+        **totals,
+        "rules": rules,
+        "allocation": {w: _ratio(v) for w, v in sorted(plan.allocation.items())},
+    }
+
+
+def _render_plan(plan: Plan, output: str) -> str:
+    summary = _summary(plan)
+    if output == "json":
+        rows = [
+            {
+                "rule": r.rule,
+                "store": r.store,
+                "channelWarehouseId": r.channel_warehouse_id,
+                "sku": r.sku,
+                "live": r.live,
+                "desired": r.desired,
+                "reason": r.reason,
+            }
+            for rp in plan.rules.values()
+            for r in rp.rows
+        ]
+        return json.dumps({"rows": rows, "summary": summary}, indent=2)
+    header = ("RULE", "STORE", "CHANNEL WAREHOUSE", "SKU", "LIVE", "DESIRED", "REASON")
+    table = [
+        (r.rule, r.store, r.channel_warehouse_id, r.sku, r.live, r.desired, r.reason)
+        for rp in plan.rules.values()
+        for r in rp.rows
+    ]
+    notes = []
+    for name, s in summary["rules"].items():
+        notes.append(
+            f"{name}: {s['listings']} listings, {s['inSync']} in sync, {s['drifted']} to push, "
+            f"{s['unmatched']} unmatched, {s['held']} held, {s['conflicted']} conflicted"
+        )
+        notes += [
+            f"{name}: Conflict: {c['count']} listings of {c['store']} owned by {c['owner']}"
+            for c in s["conflicts"]
+        ]
+        notes += [
+            f"{name}: OversellRisk: warehouse {w} allocation ratio {v}" for w, v in s["oversellRisk"].items()
+        ]
+    if output == "markdown":
+        return _markdown([h.lower() for h in header], table) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+    return _table(header, table) + "\n\n" + "\n".join(notes)
+
+
+def _render_explanations(world: World, sku: str, output: str) -> str:
+    found = [e for rule in world.rules for e in explain(world, rule.name, sku)]
+    if not found:
+        raise InputError(f"--explain: {sku!r}: no listing of this SKU in a store selected by a SyncRule")
+    if output == "json":
+        return json.dumps(
+            [
+                {
+                    "rule": e.rule,
+                    "store": e.store,
+                    "channelWarehouseId": e.channel_warehouse_id,
+                    "sku": e.sku,
+                    "live": e.live,
+                    "desired": e.desired,
+                    "reason": e.reason,
+                    "steps": list(e.steps),
+                }
+                for e in found
+            ],
+            indent=2,
+        )
+    bullet = "- " if output == "markdown" else "  "
+    return "\n\n".join(
+        f"SyncRule {e.rule}, store {e.store}, channel warehouse {e.channel_warehouse_id}, SKU {e.sku}:\n"
+        + "\n".join(bullet + step for step in e.steps)
+        for e in found
+    )
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    world = _world(load_and_validate(args.files), args.inventory, args.listings)
+    if args.explain:
+        print(_render_explanations(world, args.explain, args.output))
+    else:
+        print(_render_plan(compute_plan(world), args.output))
+    return 0
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def register_diff(sub: Any) -> None:
+    p = sub.add_parser(
+        "diff", help="what a rule change does to every listing (exit 0 same, 1 changes, 2 error)"
+    )
+    p.add_argument("--base", action="extend", nargs="+", required=True, metavar="PATH")
+    p.add_argument("--head", action="extend", nargs="+", required=True, metavar="PATH")
+    p.add_argument("--inventory", required=True, metavar="FILE")
+    p.add_argument("--listings", required=True, metavar="FILE")
+    p.add_argument("-o", "--output", choices=OUTPUTS, default="table")
+    p.set_defaults(func=cmd_diff)
+
+
+def _render_diff(diff: Diff, output: str) -> str:
+    stores = [(s, c.up, c.down, c.to_zero, c.units_moved) for s, c in diff.stores.items()]
+    rows = [(r.store, r.channel_warehouse_id, r.sku, r.before, r.after, f"{r.delta:+d}") for r in diff.rows]
+    if output == "json":
+        return json.dumps(
+            {
+                "stores": {s: {"up": u, "down": d, "toZero": z, "unitsMoved": m} for s, u, d, z, m in stores},
+                "rows": [
+                    {"store": s, "channelWarehouseId": c, "sku": k, "before": b, "after": a, "delta": a - b}
+                    for s, c, k, b, a, _ in rows
+                ],
+            },
+            indent=2,
+        )
+    if not rows:
+        return "no listing changes"
+    summary_header = ("STORE", "UP", "DOWN", "TO ZERO", "UNITS MOVED")
+    rows_header = ("STORE", "CHANNEL WAREHOUSE", "SKU", "BEFORE", "AFTER", "DELTA")
+    if output == "markdown":
+        return (
+            f"### invsync diff: {len(rows)} listing(s) change\n\n"
+            + _markdown([h.lower() for h in summary_header], stores)
+            + "\n\n"
+            + _markdown([h.lower() for h in rows_header], rows)
+        )
+    return _table(summary_header, stores) + "\n\n" + _table(rows_header, rows)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    base = load_and_validate(args.base)
+    head = load_and_validate(args.head)
+    base_world = _world(base, args.inventory, args.listings, [head])
+    head_world = World(head.rules, head.stores, head.warehouses, base_world.stock, base_world.listings)
+    diff = diff_plans(compute_plan(base_world), compute_plan(head_world))
+    print(_render_diff(diff, args.output))
+    return 1 if diff.changed else 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+VERBS: list[Callable[[Any], None]] = [register_validate, register_plan, register_diff]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(
+        prog="invsync", description="Keep sales-channel stock equal to what warehouses can sell."
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
+    for register in VERBS:
+        register(sub)
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"invsync: error: {exc}", file=sys.stderr)
+        return 2

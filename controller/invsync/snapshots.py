@@ -1,0 +1,151 @@
+"""Inventory and listing snapshot files (SPEC section 6), JSON or CSV with the same column names.
+
+Errors are one line naming the file, the row and the field. Rows are checked by hand rather than by
+pydantic: a snapshot of a large shop holds a million listings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .engine.records import Listing, StockRecord
+from .errors import InputError
+
+T = TypeVar("T")
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+class _Row:
+    """One snapshot row and where it came from, with typed field access."""
+
+    def __init__(self, where: str, values: Mapping[str, Any], from_csv: bool) -> None:
+        self.where = where
+        self.values = values
+        self.csv = from_csv
+
+    def fail(self, field: str, problem: str) -> InputError:
+        return InputError(f"{self.where}: {field}: {problem}")
+
+    def text(self, field: str) -> str:
+        value = self.values.get(field)
+        if value is None or value == "":
+            raise self.fail(field, "required")
+        if not isinstance(value, str):
+            raise self.fail(field, f"expected a string, got {value!r}")
+        return value
+
+    def ref(self, field: str, kind: str, known: Collection[str] | None) -> str:
+        """A name that must be one of the manifests' `kind` resources (None: not checked)."""
+        value = self.text(field)
+        if known is not None and value not in known:
+            raise self.fail(field, f"no {kind} named {value!r} in the manifests")
+        return value
+
+    def integer(self, field: str, minimum: int | None = None) -> int:
+        value = self.values.get(field)
+        if value is None or value == "":
+            raise self.fail(field, "required")
+        if self.csv and isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise self.fail(field, f"expected an integer, got {value!r}") from None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(field, f"expected an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(field, f"must be >= {minimum}, got {value}")
+        return value
+
+    def flag(self, field: str, default: bool) -> bool:
+        value = self.values.get(field, default)
+        if value is None:
+            return default
+        if self.csv and isinstance(value, str):
+            text = value.strip().lower()
+            if text in _TRUE or text in _FALSE:
+                return text in _TRUE if text else default
+        if not isinstance(value, bool):
+            raise self.fail(field, f"expected true or false, got {value!r}")
+        return value
+
+
+def _rows(path: str, key: str, columns: tuple[str, ...]) -> Iterator[_Row]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file") from None
+    if path.endswith(".csv"):
+        reader = csv.DictReader(io.StringIO(text))
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: line 1: {missing[0]}: missing column (expected {', '.join(columns)})")
+        for values in reader:
+            if None in values:
+                raise InputError(f"{path}: line {reader.line_num}: more values than columns")
+            yield _Row(f"{path}: line {reader.line_num}", values, True)
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise InputError(f'{path}: {key}: expected {{"{key}": [...]}}')
+    for i, values in enumerate(data[key]):
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: {key}[{i}]: expected an object")
+        unknown = sorted(set(values) - set(columns))
+        if unknown:
+            raise InputError(f"{path}: {key}[{i}]: {unknown[0]}: unknown field")
+        yield _Row(f"{path}: {key}[{i}]", values, False)
+
+
+def _load(path: str, key: str, columns: tuple[str, ...], build: Callable[[_Row], T]) -> list[T]:
+    return [build(row) for row in _rows(path, key, columns)]
+
+
+INVENTORY_COLUMNS = ("source", "location", "sku", "available", "continueSelling", "enabled")
+LISTING_COLUMNS = ("store", "sku", "productId", "skuId", "channelWarehouseId", "quantity")
+
+
+def load_inventory(path: str, sources: Collection[str] | None = None) -> list[StockRecord]:
+    """Stock records of an inventory snapshot (available may be negative: sources oversell too).
+
+    `sources`: the InventorySource names a row may name; a typo would silently plan from nothing."""
+    return _load(
+        path,
+        "inventory",
+        INVENTORY_COLUMNS,
+        lambda r: StockRecord(
+            r.ref("source", "InventorySource", sources),
+            r.text("location"),
+            r.text("sku"),
+            r.integer("available"),
+            r.flag("continueSelling", False),
+            r.flag("enabled", True),
+        ),
+    )
+
+
+def load_listings(path: str, stores: Collection[str] | None = None) -> list[Listing]:
+    """Live channel slots of a listings snapshot; `stores`: the Store names a row may name."""
+    return _load(
+        path,
+        "listings",
+        LISTING_COLUMNS,
+        lambda r: Listing(
+            r.ref("store", "Store", stores),
+            r.text("sku"),
+            r.text("productId"),
+            r.text("skuId"),
+            r.text("channelWarehouseId"),
+            r.integer("quantity", minimum=0),
+        ),
+    )
