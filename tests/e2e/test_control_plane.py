@@ -251,3 +251,23 @@ def test_teardown_leaves_no_processes_or_files(cluster: ControlPlane) -> None:
         assert not orphan.exists(), "a new start removes the files of a killed run"
         assert plane.kubectl("get", "--raw", "/readyz").stdout == "ok"
     assert not work_dir.exists() and not _processes_using(work_dir)
+
+
+def _pinned(module_dir: str, module: str) -> str:
+    """The version hack/<module_dir>/go.mod pins for ``module``."""
+    for line in (REPO_ROOT / "hack" / module_dir / "go.mod").read_text().splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[-2] == module:
+            return words[-1]
+    raise AssertionError(f"{module} not pinned in hack/{module_dir}/go.mod")
+
+
+def test_binaries_report_their_pinned_versions(cluster: ControlPlane) -> None:
+    versions = json.loads(cluster.kubectl("version", "-o", "json", check=True).stdout)
+    staging = _pinned("kubectl", "k8s.io/kubectl")  # staging modules v0.X.Y ship in Kubernetes v1.X.Y
+    assert versions["clientVersion"]["gitVersion"] == staging.replace("v0.", "v1.", 1)
+    assert versions["serverVersion"]["gitVersion"] == _pinned("kube-apiserver", "k8s.io/kubernetes")
+    etcd = subprocess.run(
+        [str(cluster.bin_dir / "etcd"), "--version"], capture_output=True, text=True, check=True
+    )
+    assert f"etcd Version: {_pinned('etcd', 'go.etcd.io/etcd/server/v3').removeprefix('v')}" in etcd.stdout
