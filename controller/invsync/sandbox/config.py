@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..providers.shopify import LOCATION_GID
 
@@ -44,6 +44,39 @@ class TikTokProduct(_Model):
     skus: list[TikTokSku] = Field(default_factory=list)
 
 
+def _format(template: str) -> str:
+    try:
+        template.format(0)
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ValueError(f"{template!r} is not a format string for one integer ({exc})") from None
+    return template
+
+
+SkuFormat = Annotated[str, AfterValidator(_format)]
+
+
+class TikTokGenerate(_Model):
+    """Addition: synthetic listings for benchmarks and demos, without a huge config to validate.
+
+    Listing ``k`` (product ``k // skusPerProduct``) has seller SKU ``sellerSku.format(k)`` and a slot
+    in every enabled sales warehouse; ids are ``gp{product}`` and ``gs{k}``.
+    """
+
+    products: int = Field(ge=0, le=10_000_000)
+    skus_per_product: int = Field(default=1, ge=1, le=100, alias="skusPerProduct")
+    seller_sku: SkuFormat = Field(default="SKU-{:07d}", alias="sellerSku")
+    quantity: int = Field(default=0, ge=0)
+
+
+class SourceGenerate(_Model):
+    """Addition: items ``sku.format(n)`` for n < items, ``available`` at every (active) location."""
+
+    items: int = Field(ge=0, le=10_000_000)
+    sku: SkuFormat = "SKU-{:07d}"
+    available: int = 0
+    locations: list[str] = Field(default_factory=list)  # erp only: where the items are
+
+
 class TikTokShop(_Model):
     cipher: str = Field(min_length=1)
     access_token: str = Field(min_length=1)
@@ -53,6 +86,7 @@ class TikTokShop(_Model):
     requests_per_second: float | None = Field(default=None, gt=0, alias="requestsPerSecond")  # addition
     warehouses: list[TikTokWarehouse] = Field(default_factory=list)
     products: list[TikTokProduct] = Field(default_factory=list)
+    generate: TikTokGenerate | None = None
 
 
 class TikTokConfig(_Model):
@@ -93,6 +127,7 @@ class ShopifyShop(_Model):
     locations: list[ShopifyLocation] = Field(default_factory=list)
     items: list[ShopifyItem] = Field(default_factory=list)
     throttle: Throttle = Field(default_factory=Throttle)
+    generate: SourceGenerate | None = None
     webhook: Webhook | None = None  # addition: where this shop's inventory_levels/update goes
 
     @model_validator(mode="after")
@@ -117,6 +152,7 @@ class ErpSource(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     token: str = ""  # empty: no Authorization required
     items: list[ErpItem] = Field(default_factory=list)
+    generate: SourceGenerate | None = None
     webhook: Webhook | None = None  # addition: overrides the top-level webhooks for this source
 
 

@@ -6,6 +6,7 @@ valid while stock changes underneath a reader, as the platforms' opaque cursors 
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from ..providers.shopify import ITEM_GID
-from .config import ErpItem, SandboxConfig, Throttle, TikTokShop, TikTokWarehouse, Webhook
+from .config import ErpItem, SandboxConfig, Throttle, TikTokGenerate, TikTokShop, TikTokWarehouse, Webhook
 
 
 class Bucket:
@@ -92,13 +93,36 @@ class TtShop:
         for p in cfg.products:
             product = TtProduct(p.id, p.title, {})
             for s in p.skus:
-                sku = TtSku(s.id, s.seller_sku, p.id, {i.warehouse_id: i.quantity for i in s.inventory})
-                product.skus[s.id] = sku
-                shop.skus[s.id] = sku
-                shop.by_seller_sku.setdefault(s.seller_sku, []).append(sku)
-            shop.products[p.id] = product
-            shop.order.append(p.id)
+                product.skus[s.id] = TtSku(
+                    s.id, s.seller_sku, p.id, {i.warehouse_id: i.quantity for i in s.inventory}
+                )
+            shop.add(product)
+        if cfg.generate is not None:
+            shop.generate(cfg.generate)
         return shop
+
+    def add(self, product: TtProduct) -> None:
+        self.products[product.id] = product
+        self.order.append(product.id)
+        for sku in product.skus.values():
+            self.skus[sku.id] = sku
+            self.by_seller_sku.setdefault(sku.seller_sku, []).append(sku)
+
+    def generate(self, gen: TikTokGenerate) -> None:
+        slots = [
+            w.id
+            for w in self.warehouses.values()
+            if w.type == "SALES_WAREHOUSE" and w.effect_status == "ENABLED"
+        ]
+        per = gen.skus_per_product
+        for p in range(gen.products):
+            pid = f"gp{p}"
+            skus = {}
+            for k in range(p * per, (p + 1) * per):
+                skus[f"gs{k}"] = TtSku(
+                    f"gs{k}", gen.seller_sku.format(k), pid, dict.fromkeys(slots, gen.quantity)
+                )
+            self.add(TtProduct(pid, "", skus))
 
     @property
     def default_warehouse(self) -> str | None:
@@ -191,6 +215,17 @@ class SandboxState:
     """Everything the sandbox serves and counts."""
 
     def __init__(self, config: SandboxConfig) -> None:
+        # Building hundreds of thousands of small objects: cyclic GC passes over the growing heap
+        # would dominate, and nothing built here is garbage.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._build(config)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _build(self, config: SandboxConfig) -> None:
         self.config = config
         self.random = random.Random(config.seed)
         self.tiktok: dict[str, TtShop] = {}
@@ -215,12 +250,26 @@ class SandboxState:
                 item = shop.add_item(it.sku, it.tracked, it.inventory_policy)
                 for loc, available in it.levels.items():
                     shop.set_level(item, loc, available)
+            if sh.generate is not None:
+                active = [loc.id for loc in sh.locations if loc.active]
+                for n in range(sh.generate.items):
+                    item = shop.add_item(sh.generate.sku.format(n))
+                    for loc in active:
+                        shop.set_level(item, loc, sh.generate.available)
             self.shopify[sh.shop] = shop
         self.erp: dict[str, ErpSrc] = {}
         for e in config.erp:
             src = ErpSrc(e.name, e.token, e.webhook or config.webhooks)
             for row in e.items:
                 src.put(row)
+            if e.generate is not None:
+                for loc in e.generate.locations:
+                    for n in range(e.generate.items):
+                        src.put(
+                            ErpItem(
+                                sku=e.generate.sku.format(n), location=loc, available=e.generate.available
+                            )
+                        )
             self.erp[e.name] = src
         self.faults: list[Fault] = []
         self.requests: Counter[tuple[str, str, str]] = Counter()
