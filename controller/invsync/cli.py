@@ -255,7 +255,24 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- entry point
 
-VERBS: list[Callable[[Any], None]] = [register_validate, register_plan, register_diff]
+# --------------------------------------------------------------------------- sandbox
+
+
+def register_sandbox(sub: Any) -> None:
+    p = sub.add_parser("sandbox", help="serve TikTok Shop, Shopify and ERP fakes on loopback")
+    p.add_argument("--config", required=True, metavar="FILE", help="sandbox YAML")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
+    p.set_defaults(func=cmd_sandbox)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import server  # aiohttp only for this verb
+
+    return server.main(["--config", args.config, "--host", args.host, "--port", str(args.port)])
+
+
+VERBS: list[Callable[[Any], None]] = [register_validate, register_plan, register_diff, register_sandbox]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
