@@ -28,9 +28,14 @@ FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05, timeout=10)
 LOC = "gid://shopify/Location/1"
 
 
-def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
+EXAMPLES = HERE.parents[1] / "examples" / "sandbox.yaml"
+INVSYNC = [str(Path(sys.executable).parent / "invsync"), "sandbox"]
+MODULE = [sys.executable, "-m", "invsync.sandbox"]
+
+
+def _start(*args: str, command: list[str] = MODULE) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invsync.sandbox", *args],
+        [*command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -40,17 +45,28 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline()
 
 
-def test_command_starts_prints_where_it_listens_and_stops_on_interrupt() -> None:
-    proc, line = _start("--config", str(CONFIG), "--port", "0")
+def _serve_and_stop(command: list[str], config: Path) -> dict[str, Any]:
+    """Start as a user would, read the one line saying where it listens, fetch the state, Ctrl-C."""
+    proc, line = _start("--config", str(config), command=command)
     try:
         assert "listening on http://127.0.0.1:" in line, line
         url = line.split("listening on ")[1].split()[0]
-        state = httpx.get(f"{url}/_sandbox/state", timeout=10).json()
-        assert state["tiktok"]["ROW_abc"]["products"][0]["skus"][0]["seller_sku"] == "A-1"
-        assert state["shopify"]["main"]["items"][0]["levels"] == {LOC: 100}
+        state: dict[str, Any] = httpx.get(f"{url}/_sandbox/state", timeout=10).json()
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
+    return state
+
+
+def test_invsync_sandbox_serves_the_examples_fixture() -> None:
+    state = _serve_and_stop(INVSYNC, EXAMPLES)
+    assert state["tiktok"] and (state["shopify"] or state["erp"])
+
+
+def test_module_entry_serves_the_spec_example() -> None:
+    state = _serve_and_stop(MODULE, CONFIG)
+    assert state["tiktok"]["ROW_abc"]["products"][0]["skus"][0]["seller_sku"] == "A-1"
+    assert state["shopify"]["main"]["items"][0]["levels"] == {LOC: 100}
 
 
 def test_bad_config_exits_2_naming_file_and_field(tmp_path: Path) -> None:
