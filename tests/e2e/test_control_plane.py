@@ -21,7 +21,15 @@ from invsync.testing.cluster import REPO_ROOT, ControlPlane, Kubectl
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+
+def _objects(path: Path) -> list[dict[str, Any]]:
+    """The Kubernetes objects in a YAML file (other YAML there, e.g. a sandbox fixture, is not one)."""
+    docs = yaml.safe_load_all(path.read_text())
+    return [d for d in docs if isinstance(d, dict) and "apiVersion" in d and "kind" in d]
+
+
+# the YAML files of examples/ that hold Kubernetes objects (sandbox.yaml is the sandbox's config)
+EXAMPLES = [p for p in sorted((REPO_ROOT / "examples").glob("*.yaml")) if _objects(p)]
 
 SYNC_RULE = """
 apiVersion: invsync.dev/v1alpha1
@@ -31,12 +39,6 @@ spec:
   stores: {names: [tiktok-id]}
   warehouses: [{name: jakarta-main, ratio: %(ratio)d}]
 """
-
-
-def _objects(path: Path) -> list[dict[str, Any]]:
-    """The Kubernetes objects in a YAML file (other YAML there, e.g. a sandbox fixture, is not one)."""
-    docs = yaml.safe_load_all(path.read_text())
-    return [d for d in docs if isinstance(d, dict) and "apiVersion" in d and "kind" in d]
 
 
 def _running(pid: int) -> bool:
@@ -73,13 +75,15 @@ def test_crds_are_established(kubectl: Kubectl) -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_is_accepted(example: Path, kubectl: Kubectl, namespace: str) -> None:
-    objects = _objects(example)
-    if not objects:
-        pytest.skip(f"{example.name} holds no Kubernetes objects")
-    manifest = yaml.safe_dump_all(objects)
+    manifest = yaml.safe_dump_all(_objects(example))
     applied = kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
     assert applied.returncode == 0, applied.stderr
-    assert kubectl("get", "-n", namespace, "-f", "-", input=manifest).returncode == 0
+    stored = json.loads(
+        kubectl("get", "-n", namespace, "-f", "-", "-o", "json", input=manifest, check=True).stdout
+    )
+    for item in stored.get("items", [stored]):
+        if item["apiVersion"].startswith("invsync.dev/"):
+            KINDS[item["kind"]].model_validate(item)  # what the server stored, defaults included, reads back
 
 
 def test_printer_columns(kubectl: Kubectl, namespace: str) -> None:
