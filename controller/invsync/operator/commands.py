@@ -89,15 +89,18 @@ async def _operate(
     registry = kopf.OperatorRegistry()
     register(registry, op)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
         settings.posting.level = logging.INFO
         settings.watching.server_timeout = 300
+        op.started = True
 
-    servers = await serve(
-        {webhook_port: webhook_app(op), metrics_port: metrics_app(lambda: op.indices is not None or op.ready)}
-    )
+    servers = await serve({webhook_port: webhook_app(op), metrics_port: metrics_app(lambda: op.started)})
     logging.getLogger("invsync.operator").info(
         "metrics on :%d/metrics, webhooks on :%d/webhooks/{namespace}/{source}, shard %d/%d",
         metrics_port,

@@ -296,7 +296,8 @@ class Operator:
         self.indices: Indices | None = None
         self.workers: dict[tuple[str, str], RuleWorker] = {}
         self.fingerprints: dict[tuple[str, str, str], Any] = {}
-        self.ready = False
+        self.ready = False  # the first SyncRule event arrived: the initial listing is done
+        self.started = False  # kopf's startup activities ran: /readyz answers 200
 
     # ---------------------------------------------------------------- snapshot
 

@@ -238,7 +238,8 @@ async def _read_source(
         )
     try:
         read.locations = {loc.id: loc for loc in await provider.list_locations()}
-        known = [loc for loc in locations_wanted if loc in read.locations]
+        # A generic HTTP source may not list its locations: then every location is taken as known.
+        known = [loc for loc in locations_wanted if loc in read.locations or not read.locations]
         read.records = await provider.read_stock(known) if known else []
     except AuthError as exc:
         read.problem = Problem("AuthFailed", f"InventorySource {name} refused the credentials: {exc}")
@@ -384,7 +385,7 @@ async def read_world(
         sread = sources[wh.spec.source_ref.name]
         problem = sread.problem
         if problem is None:
-            loc = sread.locations.get(wh.spec.location_id)
+            loc = sread.locations.get(wh.spec.location_id, None if sread.locations else Location(""))
             if loc is None:
                 problem = Problem(
                     "LocationNotFound",

@@ -1,0 +1,216 @@
+"""The operator end to end: a real kube-apiserver, the sandbox over real HTTP, and `invsync run` as a
+subprocess. Helpers shared by tests/e2e/test_operator*.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import yaml
+
+from invsync.sandbox.server import Sandbox, SandboxThread
+from invsync.testing.cluster import Kubectl
+
+T = TypeVar("T")
+API = "invsync.dev/v1alpha1"
+TIMEOUT = 60.0  # generous: the machine is shared; every wait polls and returns as soon as it holds
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Operator:
+    """`invsync run` in a subprocess, restartable (SIGKILL included)."""
+
+    kubeconfig: Path
+    namespace: str
+    log: Path
+    metrics_port: int = field(default_factory=free_port)
+    webhook_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        argv = [
+            sys.executable, "-m", "invsync.operator", "run", "-n", self.namespace,
+            "--metrics-port", str(self.metrics_port), "--webhook-port", str(self.webhook_port),
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        wait_for(lambda: self._ready(), what="the operator's /readyz", env_log=self.log)
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.tail()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            head, value = line.rsplit(" ", 1)
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+        return total
+
+
+_operators: list[Operator] = []
+
+
+def wait_for(
+    probe: Callable[[], T], *, what: str, timeout: float = TIMEOUT, env_log: Path | None = None
+) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.2)
+    tail = ""
+    for op in _operators:
+        tail += f"\n--- operator log ({op.log}) ---\n{op.tail()}"
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}{tail}")
+
+
+@dataclass
+class Env:
+    """One test's world: its namespace, its sandbox and its operator."""
+
+    namespace: str
+    kubectl: Kubectl
+    sandbox: Sandbox
+    operator: Operator
+
+    # ------------------------------------------------------------- cluster side
+
+    def apply(self, docs: Sequence[Mapping[str, Any]]) -> None:
+        self.kubectl(
+            "apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump_all(list(docs)), check=True
+        )
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        out = self.kubectl("get", "-n", self.namespace, kind, name, "-o", "json", check=True).stdout
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def status(self, kind: str, name: str) -> dict[str, Any]:
+        return self.get(kind, name).get("status") or {}
+
+    def condition(self, kind: str, name: str, type_: str = "Ready") -> dict[str, Any] | None:
+        conds = self.status(kind, name).get("conditions") or []
+        return next((c for c in conds if c.get("type") == type_), None)
+
+    def events(self) -> list[dict[str, Any]]:
+        out = self.kubectl("get", "events", "-n", self.namespace, "-o", "json", check=True).stdout
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return items
+
+    def invsync(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.operator.kubeconfig)}
+        return subprocess.run(
+            [sys.executable, "-m", "invsync.operator", *args, "-n", self.namespace],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------- sandbox side
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, f"{self.sandbox.url}/_sandbox/{path}", json=body, timeout=10)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    def quantities(self, cipher: str) -> dict[tuple[str, str], int]:
+        """(seller SKU, channel warehouse id) -> quantity, as the platform shows it."""
+        shop = self.admin("GET", "state")["tiktok"][cipher]
+        return {
+            (sku["seller_sku"], inv["warehouse_id"]): inv["quantity"]
+            for product in shop["products"]
+            for sku in product["skus"]
+            for inv in sku["inventory"]
+        }
+
+    def writes(self) -> int:
+        """Inventory update requests the platform accepted so far."""
+        return int(self.admin("GET", "requests")["writes"].get("requests", 0))
+
+    def update_calls(self) -> int:
+        """Every inventory update request that reached the platform, whatever its answer."""
+        counts = self.admin("GET", "requests")["requests"]
+        return sum(r["count"] for r in counts if r["platform"] == "tiktok" and "update" in r["operation"])
+
+
+def env_fixture(
+    namespace: str,
+    kubectl: Kubectl,
+    kubeconfig: Path,
+    tmp_path: Path,
+    sandbox_config: Callable[[Operator], dict[str, Any]],
+) -> Iterator[Env]:
+    """Start the sandbox (its webhooks aimed at the operator) and the operator for one test."""
+    op = Operator(kubeconfig, namespace, tmp_path / "operator.log")
+    config = sandbox_config(op)
+    sandbox = SandboxThread(config)
+    sb = sandbox.start()
+    _operators.append(op)
+    try:
+        op.start()
+        yield Env(namespace, kubectl, sb, op)
+    finally:
+        op.stop()
+        _operators.remove(op)
+        sandbox.stop()
+
+
+def secret(name: str, data: Mapping[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": dict(data)}
+
+
+def resource(
+    kind: str, name: str, spec: Mapping[str, Any], labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if labels:
+        meta["labels"] = dict(labels)
+    return {"apiVersion": API, "kind": kind, "metadata": meta, "spec": dict(spec)}
