@@ -11,11 +11,12 @@ import pytest
 import yaml
 from operator_env import Env, Operator, env_fixture, wait_for
 
-from invsync.testing.cluster import Kubectl
+from invsync.testing.cluster import REPO_ROOT, Kubectl
 
 pytestmark = pytest.mark.e2e
 
 MW, AS = "ROW_multi", "ROW_after"
+EXAMPLES = REPO_ROOT / "examples"
 
 
 SANDBOX = """
@@ -205,32 +206,79 @@ def ready(env: Env, rule: str) -> bool:
     return cond is not None and cond["status"] == "True"
 
 
-def test_seed_scenarios_reach_the_planned_quantities_and_report_ready(env: Env) -> None:
-    env.apply(seed_manifests(env.sandbox.url))
-    wait_for(lambda: converged(env), what="the seed quantities on the sandbox's TikTok shops")
-    wait_for(lambda: ready(env, "easyboss") and ready(env, "aftership"), what="both rules Ready")
+def examples_sandbox(op: Operator) -> dict[str, Any]:
+    """examples/sandbox.yaml, its webhooks aimed at this test's operator and namespace."""
+    text = (EXAMPLES / "sandbox.yaml").read_text()
+    text = text.replace(
+        "http://127.0.0.1:8081/webhooks/invsync-demo/",
+        f"http://127.0.0.1:{op.webhook_port}/webhooks/{op.namespace}/",
+    )
+    config: dict[str, Any] = yaml.safe_load(text)
+    return config
 
-    easy, after = summary(env, "easyboss"), summary(env, "aftership")
-    assert {k: easy[k] for k in ("listings", "inSync", "drifted", "failed", "unmatched", "held")} == {
-        "listings": 3, "inSync": 3, "drifted": 0, "failed": 0, "unmatched": 0, "held": 0,
-    }  # fmt: skip
-    assert {k: after[k] for k in ("listings", "inSync", "drifted", "failed")} == {
-        "listings": 5, "inSync": 5, "drifted": 0, "failed": 0,
-    }  # fmt: skip
-    # Only differing slots were pushed: one product on the multi-warehouse shop, four of five on the other.
-    assert env.writes() == 5
-    assert env.status("SyncRule", "easyboss")["observedGeneration"] == 1
+
+@pytest.fixture
+def examples_env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
+    yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, examples_sandbox)
+
+
+def example_manifests(url: str) -> list[dict[str, Any]]:
+    """Every Kubernetes object of examples/, endpoints aimed at this test's sandbox."""
+    docs = []
+    for path in sorted(EXAMPLES.glob("[0-9]*.yaml")):
+        text = path.read_text().replace("http://127.0.0.1:18090", url)
+        docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and "kind" in d]
+    return docs
+
+
+MW_IDS = ("7068517275539637001", "7068517275539637002", "7068517275539637003")
+ID_WH = "7100000000000000001"
+EXPECTED_MW = {("EB-A", MW_IDS[0]): 45, ("EB-A", MW_IDS[1]): 0, ("EB-A", MW_IDS[2]): 0,
+               ("EB-B", MW_IDS[0]): 18, ("EB-B", MW_IDS[1]): 9, ("EB-B", MW_IDS[2]): 0}  # fmt: skip
+EXPECTED_ID = {"AS-PCT-1": 90, "AS-THR-5": 0, "AS-THR-6": 5, "AS-CS-1": 99999,
+               "AS-ALL-1": 90, "AS-SPEC-1": 54, "AS-GHOST": 7}  # fmt: skip
+
+
+def test_seed_scenarios_from_examples_reach_the_planned_quantities_and_report_ready(
+    examples_env: Env,
+) -> None:
+    env = examples_env
+    env.apply(example_manifests(env.sandbox.url))
+    wait_for(
+        lambda: env.quantities("ROW_mw") == EXPECTED_MW, what="45 in the multi-warehouse slot (EasyBoss)"
+    )
+    wait_for(
+        lambda: {sku: q for (sku, _), q in env.quantities("ROW_id").items()} == EXPECTED_ID,
+        what="90 / 0 / 5 / 99999 on the single-warehouse store (AfterShip)",
+    )
+    rules = ("easyboss-multi-warehouse", "aftership-all-locations", "aftership-specific-location")
+    wait_for(lambda: all(ready(env, r) for r in rules), what="every rule Ready")
+
+    counts = ("listings", "inSync", "drifted", "failed", "unmatched", "held", "conflicted")
+    expected = {
+        "easyboss-multi-warehouse": (6, 6, 0, 0, 0, 0, 0),
+        "aftership-all-locations": (5, 5, 0, 0, 1, 0, 0),  # AS-GHOST is in no source: unmatched
+        "aftership-specific-location": (1, 1, 0, 0, 0, 0, 0),
+    }
+    for rule, values in expected.items():
+        assert tuple(summary(env, rule)[k] for k in counts) == values, (rule, summary(env, rule))
+    # Only differing slots were pushed, one request per product: EB-A, EB-B, PCT, THR, CS, ALL, SPEC.
+    assert env.writes() == 7
+    assert env.status("SyncRule", "easyboss-multi-warehouse")["observedGeneration"] == 1
 
     store = env.status("Store", "tiktok-mw")
-    assert {w["id"] for w in store["channelWarehouses"]} == {"7001", "7002", "7003"}
-    assert next(c for c in store["conditions"] if c["type"] == "Ready")["status"] == "True"
+    assert {w["id"] for w in store["channelWarehouses"]} == set(MW_IDS)
+    assert {c["type"]: c["status"] for c in store["conditions"]} == {
+        "Ready": "True",
+        "MultiWarehouse": "True",
+    }
     source = env.status("InventorySource", "shopify-main")
-    assert source["items"] == 5 and source["locations"][0]["id"] == "gid://shopify/Location/1"
-    assert env.status("Warehouse", "w1")["available"] == 100
+    assert source["items"] > 0 and {x["id"] for x in source["locations"]} >= {"gid://shopify/Location/1"}
+    assert env.status("Warehouse", "wh-1")["available"] == 140
 
     table = env.invsync("status")
     assert table.returncode == 0, table.stderr
-    assert "easyboss" in table.stdout and "aftership" in table.stdout
+    assert all(rule in table.stdout for rule in rules)
 
 
 def test_webhook_change_reaches_the_channel_and_a_hand_edit_is_corrected(env: Env) -> None:
