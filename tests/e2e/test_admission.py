@@ -1,6 +1,8 @@
 """Admission by the real API server (SPEC section 11): every malformed manifest in admission/reject/
 is refused with a message naming the field (its ``# expect:`` lines), every boundary case in
-admission/accept/ is admitted unchanged and reads back as a valid model."""
+admission/accept/ is admitted unchanged and reads back as a valid model. The offline check of
+`invsync validate` must refuse the same manifests for the same field. Tests using the cluster are
+marked e2e by tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ import pytest
 import yaml
 
 from invsync.api.kinds import KINDS
+from invsync.api.loader import load, validate
+from invsync.errors import InputError
 from invsync.testing.cluster import Kubectl
-
-pytestmark = pytest.mark.e2e
 
 CORPUS = Path(__file__).parent / "admission"
 REJECT = sorted((CORPUS / "reject").glob("*.yaml"))
@@ -53,6 +55,14 @@ def test_corpus_covers_section_11() -> None:
     for topic in topics:
         assert topic in names, f"no reject case about {topic}"
     assert "interval" in names and "settle" in names, "no bad-duration case"
+
+
+@pytest.mark.parametrize("manifest", REJECT, ids=[p.stem for p in REJECT])
+def test_offline_validation_agrees(manifest: Path) -> None:
+    match = FIELD_PATH.search(_expected(manifest)[0])
+    assert match
+    with pytest.raises(InputError, match=re.escape(match.group())):
+        validate(load([str(manifest)]))
 
 
 @pytest.mark.parametrize("manifest", REJECT, ids=[p.stem for p in REJECT])
