@@ -25,7 +25,7 @@ build() {  # build NAME PACKAGE_DIR LDFLAGS
   local started=$SECONDS
   # `go build -v` names each package as it is compiled: count them as progress.
   (cd "$dir" && go build -v -trimpath -ldflags "$ldflags" -o "$BIN_DIR/$name.tmp" .) 2>&1 \
-    | awk -v n="$name" '/^(#|go: |[^ ]+\.go:)/ {print; next} {c++; if (c % 100 == 0) {printf "[control-plane] %s: %d packages compiled\n", n, c; fflush()}}' >&2
+    | awk -v n="$name" '/^# cd / {next} /^(#|go: |[^ ]+\.go:)/ {print; next} {c++; if (c % 100 == 0) {printf "[control-plane] %s: %d packages compiled\n", n, c; fflush()}}' >&2
   [ "${PIPESTATUS[0]}" -eq 0 ] || { log "$name: build failed"; exit 1; }
   mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
   log "$name: built in $((SECONDS - started))s"
