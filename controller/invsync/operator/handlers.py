@@ -158,8 +158,10 @@ class RuleWorker:
         while True:
             interval = self._interval()
             timeout = interval if requeue is None else min(interval, requeue)
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.wake.wait(), timeout)
+            except TimeoutError:
+                self.full = True  # `interval` (or a requeue) is a full reconcile against the live channel
             self.wake.clear()
             full, skus, rows = self.full, frozenset(self.skus), self.webhook_rows
             self.full, self.skus, self.webhook_rows = False, set(), []
