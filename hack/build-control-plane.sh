@@ -13,6 +13,9 @@ log() { echo "[control-plane] $*" >&2; }
 
 command -v go >/dev/null || { log "Go is needed to build the test control plane (https://go.dev/dl)"; exit 2; }
 mkdir -p "$BIN_DIR"
+# Concurrent callers (make test, make cluster-up, a pytest fixture) wait here, then find the cache.
+exec 9>"$BIN_DIR/.build.lock"
+flock 9
 export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 
 build() {  # build NAME PACKAGE_DIR LDFLAGS
