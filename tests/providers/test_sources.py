@@ -97,19 +97,25 @@ def _shopify_webhook(payload: dict[str, int], secret: str) -> tuple[dict[str, st
 
 async def test_shopify_webhook_maps_item_and_location_through_the_last_read(sandbox: Sandbox) -> None:
     shop = build_source(source(sandbox, "shopify", "main"), {"access_token": SHOPIFY_TOKEN}, retry=FAST)
-    headers, body = _shopify_webhook({"inventory_item_id": 4, "location_id": 11, "available": 9}, HOOK_SECRET)
-    with pytest.raises(WebhookRejectedError, match="not in the last read") as unknown:
-        shop.parse_webhook(headers, body, HOOK_SECRET)
-    assert unknown.value.status == 422
     await shop.read_stock([LOC1])
     await shop.aclose()
+    stranger = _shopify_webhook(
+        {"inventory_item_id": 999_999, "location_id": 11, "available": 9}, HOOK_SECRET
+    )
+    with pytest.raises(WebhookRejectedError, match="not in the last read") as unknown:
+        shop.parse_webhook(*stranger, HOOK_SECRET)
+    assert unknown.value.status == 422
+    # the operator parses deliveries with a fresh client: the last read is shared per shop
+    fresh = build_source(source(sandbox, "shopify", "main"), {"access_token": SHOPIFY_TOKEN})
+    headers, body = _shopify_webhook({"inventory_item_id": 4, "location_id": 11, "available": 9}, HOOK_SECRET)
     item = sandbox.state.shopify["main"].items["gid://shopify/InventoryItem/4"]
-    assert shop.parse_webhook(headers, body, HOOK_SECRET) == [
+    assert fresh.parse_webhook(headers, body, HOOK_SECRET) == [
         StockRecord("src-main", LOC1, item.sku, 9, True)
     ]
     with pytest.raises(WebhookRejectedError, match="Hmac") as forged:
-        shop.parse_webhook(headers, body.replace(b"9", b"8"), HOOK_SECRET)
+        fresh.parse_webhook(headers, body.replace(b"9", b"8"), HOOK_SECRET)
     assert forged.value.status == 401
+    await fresh.aclose()
 
 
 # ----------------------------------------------------------------------------- generic HTTP

@@ -178,6 +178,11 @@ async def test_expired_token_is_refreshed_once(sandbox: Sandbox) -> None:
     assert len(await channel.list_warehouses()) == 3  # the new token is kept
     assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 1
     await channel.aclose()
+    # A new client from the same (now stale) Secret: the old token reads as expired, not invalid.
+    again = build_channel(store(sandbox), tiktok_secret(), retry=FAST)
+    assert len(await again.list_warehouses()) == 3
+    assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 2
+    await again.aclose()
 
 
 async def test_expired_token_without_refresh_token_is_an_auth_error(sandbox: Sandbox) -> None:

@@ -67,6 +67,12 @@ def _throttle_hint(response: httpx.Response) -> float | None:
         return 0.0
 
 
+# Per shop (GraphQL URL): inventory item legacy id -> (sku, continue selling) from the last read.
+# Shopify's own webhook names items by id only, and the client that parses a delivery is rarely the
+# one that read the stock.
+_ITEMS: dict[str, dict[int, tuple[str, bool]]] = {}
+
+
 class ShopifySource:
     """One Shopify store's locations and stock."""
 
@@ -84,9 +90,7 @@ class ShopifySource:
         self.url = f"{endpoint.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._token = access_token
         self.transport = Transport(PLATFORM, secrets=[access_token], client=client, retry=retry)
-        # inventory item legacy id -> (sku, continue selling), from the last read: Shopify's own
-        # webhook names items by id only.
-        self._items: dict[int, tuple[str, bool]] = {}
+        self._items = _ITEMS.setdefault(self.url, {})
 
     async def aclose(self) -> None:
         await self.transport.aclose()

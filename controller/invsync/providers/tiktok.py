@@ -23,7 +23,7 @@ import httpx
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
-from .transport import SECRETS, RetryPolicy, Transport, redact
+from .transport import SECRETS, RetryPolicy, Transport, redact, shared_bucket
 
 log = logging.getLogger("invsync.providers.tiktok")
 
@@ -110,8 +110,7 @@ class TikTokChannel:
                 credentials.refresh_token,
             ),
             client=client,
-            rate=rate,
-            burst=burst,
+            limit=shared_bucket(f"{self.endpoint}|{shop_cipher}", rate, burst),
             retry=retry,
         )
 
@@ -143,7 +142,8 @@ class TikTokChannel:
         query: Mapping[str, str] | None = None,
         payload: Any = None,
     ) -> dict[str, Any]:
-        """One API call; returns the whole envelope (code 0 or not) after auth and refresh handling."""
+        """One API call; returns the envelope (code 0 or a refusal the caller judges) after auth and
+        token refresh are dealt with."""
         refreshed = False
         while True:
             response = await self.transport.send(
@@ -169,17 +169,17 @@ class TikTokChannel:
                     f"refused credentials: {envelope.get('message', '')} (code {code})",
                     str(code),
                 )
-            if code != CODE_OK and response.status_code != 200:
+            if not isinstance(code, int):
                 raise self.transport.error(
-                    ProviderError,
-                    operation,
-                    f"HTTP {response.status_code}: {envelope.get('message', '')} (code {code})",
-                    str(code),
+                    ProviderError, operation, f"HTTP {response.status_code}: answer without an envelope code"
                 )
             return envelope
 
     async def _refresh(self) -> None:
-        """Exchange the refresh token for a new access token, kept in memory for this client's life."""
+        """Exchange the refresh token for a new access token, kept for this client's life.
+
+        The Secret keeps the expired one, so each new client of the shop refreshes once: one extra
+        request per sync, and no token state shared between clients to go stale."""
         params = {
             "app_key": self.creds.app_key,
             "app_secret": self.creds.app_secret,

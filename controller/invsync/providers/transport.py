@@ -73,27 +73,50 @@ def redact(text: str) -> str:
 
 
 class TokenBucket:
-    """Client-side rate limit: ``rate`` requests per second on average, ``burst`` at once."""
+    """``rate`` units per second on average, ``capacity`` at once.
 
-    def __init__(self, rate: float, burst: int) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = float(burst)
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+    Lock-free: ``reserve`` books a unit (the level may go negative: queued reservations) and says
+    how long to wait, so one bucket can be shared by every client of a store, on any event loop.
+    """
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        if rate <= 0 or capacity < 1:
+            raise ValueError("rate must be > 0 and capacity >= 1")
+        self.rate, self.capacity = rate, float(capacity)
+        self.tokens, self.stamp = self.capacity, time.monotonic()
+
+    def refill(self) -> float:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return self.tokens
+
+    def take(self, amount: float = 1.0) -> bool:
+        """Take ``amount`` now if the bucket holds it (a server refusing rather than queueing)."""
+        if self.refill() < amount:
+            return False
+        self.tokens -= amount
+        return True
+
+    def reserve(self) -> float:
+        """Book one unit; the seconds to wait before using it."""
+        self.refill()
+        self.tokens -= 1
+        return max(0.0, -self.tokens / self.rate)
 
     async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+        wait = self.reserve()
+        if wait:
+            await asyncio.sleep(wait)
+
+
+# One bucket per store (key chosen by the provider), whatever number of clients the operator builds.
+_BUCKETS: dict[tuple[str, float, int], TokenBucket] = {}
+
+
+def shared_bucket(key: str, rate: float, burst: int) -> TokenBucket:
+    """The bucket of ``key`` at this rate; a changed rate or burst starts a new one."""
+    return _BUCKETS.setdefault((key, rate, burst), TokenBucket(rate, burst))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +165,7 @@ class Transport:
         *,
         secrets: Iterable[str],
         client: httpx.AsyncClient | None = None,
-        rate: float | None = None,
-        burst: int = 1,
+        limit: TokenBucket | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.platform = platform
@@ -154,7 +176,7 @@ class Transport:
             timeout=httpx.Timeout(self.retry.timeout, connect=min(10.0, self.retry.timeout)),
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
-        self._bucket = TokenBucket(rate, burst) if rate is not None else None
+        self._bucket = limit
 
     async def aclose(self) -> None:
         if self._own_client:

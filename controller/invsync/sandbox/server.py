@@ -145,11 +145,11 @@ class TikTokApi:
         if shop is None:
             return self.envelope(None, CODE_BAD_PARAM, "The 'shop_cipher' query parameter is invalid.", 400)
         token = request.headers.get("x-tts-access-token", "")
-        if token != shop.access_token:
+        if token != shop.access_token and token not in shop.stale_tokens:
             return self.envelope(
                 None, tt.CODE_TOKEN_INVALID, "Invalid credentials. The access token is invalid.", 401
             )
-        if shop.expired:
+        if shop.expired or token in shop.stale_tokens:
             return self.envelope(
                 None, tt.CODE_TOKEN_EXPIRED, "access token is expired, please refresh it", 401
             )
@@ -306,6 +306,7 @@ class TikTokApi:
         shop = next((s for s in self.state.tiktok.values() if refresh and s.refresh_token == refresh), None)
         if shop is None:
             return self.envelope(None, CODE_REFRESH_INVALID, "The refresh token is invalid.", 401)
+        shop.stale_tokens.add(shop.access_token)
         shop.access_token = f"TTP_{self.state.random.getrandbits(96):024x}"
         shop.expired = False
         now = int(time.time())

@@ -17,27 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from ..providers.shopify import ITEM_GID
+from ..providers.transport import TokenBucket
 from .config import ErpItem, SandboxConfig, Throttle, TikTokGenerate, TikTokShop, TikTokWarehouse, Webhook
-
-
-class Bucket:
-    """A non-blocking token bucket: the sandbox refuses (429) rather than waits."""
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate, self.capacity = rate, capacity
-        self.tokens, self.stamp = capacity, time.monotonic()
-
-    def refill(self) -> float:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        return self.tokens
-
-    def take(self, amount: float = 1.0) -> bool:
-        if self.refill() < amount:
-            return False
-        self.tokens -= amount
-        return True
 
 
 @dataclass(slots=True)
@@ -72,8 +53,9 @@ class TtShop:
     refresh_token: str
     expired: bool
     multi_warehouse: bool
-    limiter: Bucket
+    limiter: TokenBucket
     warehouses: dict[str, TikTokWarehouse]
+    stale_tokens: set[str] = field(default_factory=set)  # replaced by a refresh: expired, not invalid
     products: dict[str, TtProduct] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     skus: dict[str, TtSku] = field(default_factory=dict)
@@ -87,7 +69,7 @@ class TtShop:
             refresh_token=cfg.refresh_token,
             expired=cfg.access_token_expired,
             multi_warehouse=cfg.multi_warehouse,
-            limiter=Bucket(rps, max(1.0, rps)),
+            limiter=TokenBucket(rps, max(1.0, rps)),
             warehouses={w.id: w for w in cfg.warehouses},
         )
         for p in cfg.products:
@@ -145,7 +127,7 @@ class ShShop:
     locations: dict[str, dict[str, Any]]
     throttle: Throttle
     webhook: Webhook | None
-    bucket: Bucket
+    bucket: TokenBucket
     items: dict[str, ShItem] = field(default_factory=dict)
     by_sku: dict[str, ShItem] = field(default_factory=dict)
     by_location: dict[str, list[ShItem]] = field(default_factory=dict)
@@ -244,7 +226,7 @@ class SandboxState:
                 },
                 throttle=sh.throttle,
                 webhook=sh.webhook or config.webhooks,
-                bucket=Bucket(sh.throttle.restore_rate, sh.throttle.maximum_available),
+                bucket=TokenBucket(sh.throttle.restore_rate, sh.throttle.maximum_available),
             )
             for it in sh.items:
                 item = shop.add_item(it.sku, it.tracked, it.inventory_policy)
