@@ -9,201 +9,30 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_env import Env, Operator, env_fixture, wait_for
+from operator_env import (
+    AS,
+    MW,
+    Env,
+    Operator,
+    converged,
+    env_fixture,
+    ready,
+    sandbox_config,
+    seed_manifests,
+    summary,
+    wait_for,
+)
 
 from invsync.testing.cluster import REPO_ROOT, Kubectl
 
 pytestmark = pytest.mark.e2e
 
-MW, AS = "ROW_multi", "ROW_after"
 EXAMPLES = REPO_ROOT / "examples"
-
-
-SANDBOX = """
-tiktok:
-  app_key: app-key
-  app_secret: app-secret
-  shops:
-    - cipher: ROW_multi          # EasyBoss: one product, three channel warehouses
-      access_token: token-mw
-      warehouses:
-        - {id: "7001", name: W1, is_default: true}
-        - {id: "7002", name: W2}
-        - {id: "7003", name: W3}
-      products:
-        - id: p-A
-          skus:
-            - id: s-A
-              seller_sku: A
-              inventory:
-                - {warehouse_id: "7001", quantity: 0}
-                - {warehouse_id: "7002", quantity: 0}
-                - {warehouse_id: "7003", quantity: 0}
-    - cipher: ROW_after          # AfterShip: one warehouse, STEADY already in sync
-      access_token: token-as
-      warehouses: [{id: "8001", name: Main, is_default: true}]
-      products: []               # filled from AFTERSHIP_LIVE
-shopify:
-  - shop: main
-    access_token: shpat-main
-    locations: [{id: "gid://shopify/Location/1", name: JKT, active: true}]
-    items:
-      - {sku: HUNDRED, levels: {"gid://shopify/Location/1": 100}}
-      - {sku: FIVE, levels: {"gid://shopify/Location/1": 5}}
-      - {sku: SIX, levels: {"gid://shopify/Location/1": 6}}
-      - {sku: BACKORDER, inventoryPolicy: CONTINUE, levels: {"gid://shopify/Location/1": 0}}
-      - {sku: STEADY, levels: {"gid://shopify/Location/1": 10}}
-erp:
-  - name: wms
-    token: wms-token
-    items:
-      - {sku: A, location: L1, available: 100}
-      - {sku: A, location: L2, available: 0, enabled: false}
-      - {sku: A, location: L3, available: 0, enabled: false}
-    webhook: {url: "%(webhook)s", secret: hook-secret-value}
-"""
-
-MANIFESTS = """
-apiVersion: v1
-kind: Secret
-metadata: {name: tiktok-mw}
-stringData: {app_key: app-key, app_secret: app-secret, access_token: token-mw}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: tiktok-as}
-stringData: {app_key: app-key, app_secret: app-secret, access_token: token-as}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: shopify-main}
-stringData: {access_token: shpat-main}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: wms-creds}
-stringData: {token: wms-token}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: wms-webhook}
-stringData: {secret: hook-secret-value}
----
-apiVersion: invsync.dev/v1alpha1
-kind: InventorySource
-metadata: {name: wms}
-spec:
-  provider: http
-  endpoint: %(url)s/erp/wms
-  credentialsSecretRef: {name: wms-creds}
-  webhook: {secretRef: {name: wms-webhook}}
----
-apiVersion: invsync.dev/v1alpha1
-kind: InventorySource
-metadata: {name: shopify-main}
-spec: {provider: shopify, endpoint: "%(url)s/shopify/main", credentialsSecretRef: {name: shopify-main}}
----
-apiVersion: invsync.dev/v1alpha1
-kind: Warehouse
-metadata: {name: w1}
-spec: {sourceRef: {name: wms}, locationId: L1}
----
-apiVersion: invsync.dev/v1alpha1
-kind: Warehouse
-metadata: {name: w2}
-spec: {sourceRef: {name: wms}, locationId: L2}
----
-apiVersion: invsync.dev/v1alpha1
-kind: Warehouse
-metadata: {name: w3}
-spec: {sourceRef: {name: wms}, locationId: L3}
----
-apiVersion: invsync.dev/v1alpha1
-kind: Warehouse
-metadata: {name: shop-jkt}
-spec: {sourceRef: {name: shopify-main}, locationId: "gid://shopify/Location/1"}
----
-apiVersion: invsync.dev/v1alpha1
-kind: Store
-metadata: {name: tiktok-mw}
-spec:
-  platform: tiktok
-  endpoint: %(url)s
-  shopCipher: ROW_multi
-  credentialsSecretRef: {name: tiktok-mw}
-  multiWarehouse: true
-  warehouses:
-    - {channelWarehouseId: "7001", warehouseRefs: [w1]}
-    - {channelWarehouseId: "7002", warehouseRefs: [w2]}
-    - {channelWarehouseId: "7003", warehouseRefs: [w3]}
----
-apiVersion: invsync.dev/v1alpha1
-kind: Store
-metadata: {name: tiktok-as}
-spec: {platform: tiktok, endpoint: "%(url)s", shopCipher: ROW_after, credentialsSecretRef: {name: tiktok-as}}
----
-apiVersion: invsync.dev/v1alpha1
-kind: SyncRule
-metadata: {name: easyboss}
-spec:
-  stores: {names: [tiktok-mw]}
-  warehouses: [{name: w1, ratio: 50}, {name: w2, ratio: 50}, {name: w3, ratio: 50}]
-  executionRatio: 90
-  interval: %(interval)s
----
-apiVersion: invsync.dev/v1alpha1
-kind: SyncRule
-metadata: {name: aftership}
-spec:
-  stores: {names: [tiktok-as]}
-  warehouses: [{name: shop-jkt, ratio: 90}]
-  outOfStockThreshold: 5
-  interval: %(interval)s
-"""
-
-
-AFTERSHIP_LIVE = {"HUNDRED": 0, "FIVE": 3, "SIX": 0, "BACKORDER": 0, "STEADY": 9}
-
-
-def sandbox_config(op: Operator) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load(
-        SANDBOX % {"webhook": f"http://127.0.0.1:{op.webhook_port}/webhooks/{op.namespace}/wms"}
-    )
-    config["tiktok"]["shops"][1]["products"] = [
-        {"id": f"p-{sku}", "skus": [{"id": f"s-{sku}", "seller_sku": sku, "inventory": [slot]}]}
-        for sku, q in AFTERSHIP_LIVE.items()
-        for slot in [{"warehouse_id": "8001", "quantity": q}]
-    ]
-    return config
-
-
-def seed_manifests(url: str, interval: str = "1h") -> list[dict[str, Any]]:
-    return list(yaml.safe_load_all(MANIFESTS % {"url": url, "interval": interval}))
 
 
 @pytest.fixture
 def env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
     yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, sandbox_config)
-
-
-def summary(env: Env, rule: str) -> dict[str, int]:
-    result: dict[str, int] = env.status("SyncRule", rule).get("summary") or {}
-    return result
-
-
-def converged(env: Env) -> bool:
-    mw, after = env.quantities(MW), env.quantities(AS)
-    return (
-        mw == {("A", "7001"): 45, ("A", "7002"): 0, ("A", "7003"): 0}
-        and after
-        == {("HUNDRED", "8001"): 90, ("FIVE", "8001"): 0, ("SIX", "8001"): 5, ("BACKORDER", "8001"): 99999,
-            ("STEADY", "8001"): 9}
-    )  # fmt: skip
-
-
-def ready(env: Env, rule: str) -> bool:
-    cond = env.condition("SyncRule", rule)
-    return cond is not None and cond["status"] == "True"
 
 
 def examples_sandbox(op: Operator) -> dict[str, Any]:
