@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -287,4 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except InputError as exc:
         print(f"invsync: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("INVSYNC_DEBUG"):
+            raise
+        # A bug, not bad input; still one line (INVSYNC_DEBUG=1 shows the traceback).
+        print(
+            f"invsync: internal error: {type(exc).__name__}: {exc} (INVSYNC_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 2

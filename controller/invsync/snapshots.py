@@ -75,7 +75,8 @@ class _Row:
         return value
 
 
-def _rows(path: str, key: str, columns: tuple[str, ...]) -> Iterator[_Row]:
+def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Iterator[_Row]:
+    """Rows of a JSON or CSV snapshot; a CSV file must have the first `required` columns."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -84,7 +85,7 @@ def _rows(path: str, key: str, columns: tuple[str, ...]) -> Iterator[_Row]:
         raise InputError(f"{path}: not a text file") from None
     if path.endswith(".csv"):
         reader = csv.DictReader(io.StringIO(text))
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        missing = [c for c in columns[:required] if c not in (reader.fieldnames or [])]
         if missing:
             raise InputError(f"{path}: line 1: {missing[0]}: missing column (expected {', '.join(columns)})")
         for values in reader:
@@ -107,8 +108,10 @@ def _rows(path: str, key: str, columns: tuple[str, ...]) -> Iterator[_Row]:
         yield _Row(f"{path}: {key}[{i}]", values, False)
 
 
-def _load(path: str, key: str, columns: tuple[str, ...], build: Callable[[_Row], T]) -> list[T]:
-    return [build(row) for row in _rows(path, key, columns)]
+def _load(
+    path: str, key: str, columns: tuple[str, ...], required: int, build: Callable[[_Row], T]
+) -> list[T]:
+    return [build(row) for row in _rows(path, key, columns, required)]
 
 
 INVENTORY_COLUMNS = ("source", "location", "sku", "available", "continueSelling", "enabled")
@@ -123,6 +126,7 @@ def load_inventory(path: str, sources: Collection[str] | None = None) -> list[St
         path,
         "inventory",
         INVENTORY_COLUMNS,
+        4,  # continueSelling and enabled are optional
         lambda r: StockRecord(
             r.ref("source", "InventorySource", sources),
             r.text("location"),
@@ -140,6 +144,7 @@ def load_listings(path: str, stores: Collection[str] | None = None) -> list[List
         path,
         "listings",
         LISTING_COLUMNS,
+        len(LISTING_COLUMNS),
         lambda r: Listing(
             r.ref("store", "Store", stores),
             r.text("sku"),

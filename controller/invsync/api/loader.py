@@ -190,13 +190,10 @@ def _refs(m: Manifests) -> None:
         namespaces = known[kind].get(name, set())
         if owner.namespace in namespaces:
             return
-        elsewhere = (
-            f" (one exists in namespace {sorted(namespaces)[0]!r}: references stay in their namespace)"
-        )
-        raise InputError(
-            f"{m.where(owner)}: {where}: {kind} {name!r} not found in namespace {owner.namespace!r}"
-            + (elsewhere if namespaces else "")
-        )
+        message = f"{m.where(owner)}: {where}: {kind} {name!r} not found in namespace {owner.namespace!r}"
+        if namespaces:
+            message += f" (one exists in namespace {min(namespaces)!r}: references stay in their namespace)"
+        raise InputError(message)
 
     for w in m.warehouses:
         check(w, "spec.sourceRef.name", "InventorySource", w.spec.source_ref.name)
