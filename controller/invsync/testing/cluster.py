@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -236,10 +236,12 @@ class ControlPlane:
         etcd_data = d / "etcd"
         shutil.rmtree(etcd_data, ignore_errors=True)
         etcd_data.mkdir(mode=0o700)
+        member = f"invsync-{d.name}"  # told apart from another run's etcd that might hold the port
         etcd = self._spawn(
             "etcd",
             [
                 str(self.bin_dir / "etcd"),
+                f"--name={member}",
                 f"--data-dir={etcd_data}",
                 f"--listen-client-urls={etcd_url}",
                 f"--advertise-client-urls={etcd_url}",
@@ -248,8 +250,13 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        with httpx.Client(timeout=2.0) as client:
-            self._wait_ready("etcd", etcd, client, f"{etcd_url}/health", deadline)
+        with httpx.Client(base_url=etcd_url, timeout=2.0) as client:
+            self._wait_ready(
+                "etcd",
+                etcd,
+                lambda: member in client.post("/v3/cluster/member/list", json={}).text,
+                deadline,
+            )
 
         port = _free_port()
         self.server = f"https://127.0.0.1:{port}"
@@ -275,23 +282,23 @@ class ControlPlane:
                 f"--service-account-signing-key-file={d / 'sa-signer.key'}",
             ],
         )
-        with self._admin_client(timeout=2.0) as client:
-            self._wait_ready("kube-apiserver", apiserver, client, f"{self.server}/readyz", deadline)
+        with self._admin_client(timeout=2.0) as client:  # only our API server has a cert of our CA
+            self._wait_ready(
+                "kube-apiserver", apiserver, lambda: client.get("/readyz").status_code == 200, deadline
+            )
 
     def _wait_ready(
-        self, name: str, proc: subprocess.Popen[bytes], client: httpx.Client, url: str, deadline: float
+        self, name: str, proc: subprocess.Popen[bytes], ready: Callable[[], bool], deadline: float
     ) -> None:
         while True:
             if proc.poll() is not None:
                 raise _ProcessExited(name, self.work_dir / f"{name}.log")
             with contextlib.suppress(httpx.TransportError):
-                if client.get(url).status_code == 200:
+                if ready():
                     return
             if time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"{name} not ready at {url} in time; last lines of its log:\n"
-                    f"{_log_tail(self.work_dir / f'{name}.log')}"
-                )
+                log = self.work_dir / f"{name}.log"
+                raise ControlPlaneError(f"{name} not ready in time; last lines of {log}:\n{_log_tail(log)}")
             time.sleep(0.25)
 
     def _stop_processes(self) -> None:
