@@ -11,6 +11,7 @@ import pytest
 
 from conftest import APP_KEY, APP_SECRET, FAST, PRODUCTS, TOKEN, config, store, tiktok_secret
 from invsync.engine.records import SlotUpdate
+from invsync.metrics import REGISTRY
 from invsync.providers import (
     AuthError,
     MultiWarehouseRefusedError,
@@ -234,3 +235,15 @@ async def test_shop_rate_limit_is_enforced_and_the_client_bucket_stays_within_it
         limited = sb.state.requests[("tiktok", "warehouses", "429")]
         assert limited > 0, "the sandbox let a shop exceed its requestsPerSecond"
         assert sb.state.requests[("tiktok", "warehouses", "200")] == 8
+
+
+async def test_a_timeout_is_retried_and_counted(sandbox: Sandbox) -> None:
+    sandbox.state.faults.append(Fault(platform="tiktok", operation="warehouses", latency=1, count=1))
+    labels = {"platform": "tiktok", "operation": "warehouses", "code": "timeout"}
+    before = REGISTRY.get_sample_value("invsync_platform_requests_total", labels) or 0
+    channel = build_channel(
+        store(sandbox), tiktok_secret(), retry=RetryPolicy(attempts=3, base=0.01, timeout=0.5)
+    )
+    assert len(await channel.list_warehouses()) == 3
+    await channel.aclose()
+    assert REGISTRY.get_sample_value("invsync_platform_requests_total", labels) == before + 1

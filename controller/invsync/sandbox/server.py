@@ -749,7 +749,7 @@ async def run_sandbox(
     """Serve the sandbox in the running event loop for the duration of the block."""
     cfg = config if isinstance(config, SandboxConfig) else load_config(config)
     state = SandboxState(cfg)
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -272,12 +272,14 @@ class SandboxState:
             if fault.burst429 > 0:
                 fault.burst429 -= 1
                 return Effect(fault.latency, 429, fault.code, fault.retry_after)
-            if fault.status and self.random.random() < fault.error_rate:
-                if fault.count is not None:
-                    fault.count -= 1
+            erroring = bool(fault.status) and self.random.random() < fault.error_rate
+            if not erroring and not fault.latency:
+                continue
+            if fault.count is not None:
+                fault.count -= 1
+            if erroring:
                 return Effect(fault.latency, fault.status, fault.code, fault.retry_after)
-            if fault.latency:
-                return Effect(fault.latency)
+            return Effect(fault.latency)
         return None
 
     def counts(self) -> dict[str, Any]:
