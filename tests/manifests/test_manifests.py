@@ -265,6 +265,10 @@ def test_service_account_has_exactly_the_granted_access(
     assert not can("create", "secrets") and not can("patch", "secrets") and not can("delete", "secrets")
     assert can("create", "events") and can("create", "events.events.k8s.io")
     assert can("list", "namespaces") and not can("create", "namespaces")
+    # Cluster-wide, as the StatefulSet runs it (--all-namespaces).
+    assert can("watch", "syncrules.invsync.dev", "--all-namespaces") and can(
+        "watch", "secrets", "--all-namespaces"
+    )
     assert (
         not can("get", "configmaps")
         and not can("get", "pods")
