@@ -57,6 +57,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff format --check controller tests bench
 	$(VENV)/bin/mypy
 
+.PHONY: bench
+bench: $(STAMP) ## benchmarks (timings and peak memory; never part of `make test`)
+	$(PY) bench/bench_plan.py
+
 .PHONY: test
 test: $(STAMP) control-plane prometheus lint ## everything: lint, unit, contract and end-to-end tests
 	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) -m pytest -q $(PYTEST_ARGS)
