@@ -423,7 +423,7 @@ class ShopifyApi:
         return {
             "pageInfo": {
                 "hasNextPage": offset + first < len(nodes),
-                "endCursor": _cursor(offset + len(chunk)),
+                "endCursor": _cursor(offset + len(chunk)) if chunk else None,
             },
             "nodes": chunk,
         }
