@@ -273,7 +273,23 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return server.main(["--config", args.config, "--host", args.host, "--port", str(args.port)])
 
 
-VERBS: list[Callable[[Any], None]] = [register_validate, register_plan, register_diff, register_sandbox]
+# --------------------------------------------------------------------------- operator
+
+
+def register_operator(sub: Any) -> None:
+    """`run`, `sync` and `status`: kopf and the Kubernetes client are imported only when they run."""
+    from .operator.commands import add_commands
+
+    add_commands(sub)
+
+
+VERBS: list[Callable[[Any], None]] = [
+    register_validate,
+    register_plan,
+    register_diff,
+    register_sandbox,
+    register_operator,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

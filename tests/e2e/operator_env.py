@@ -22,6 +22,7 @@ from invsync.sandbox.server import Sandbox, SandboxThread
 from invsync.testing.cluster import Kubectl
 
 T = TypeVar("T")
+INVSYNC = Path(sys.executable).parent / "invsync"  # the console script the package installs
 API = "invsync.dev/v1alpha1"
 TIMEOUT = 60.0  # generous: the machine is shared; every wait polls and returns as soon as it holds
 
@@ -47,7 +48,7 @@ class Operator:
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         argv = [
-            sys.executable, "-m", "invsync.operator", "run", "-n", self.namespace,
+            str(INVSYNC), "run", "-n", self.namespace,
             "--metrics-port", str(self.metrics_port), "--webhook-port", str(self.webhook_port),
         ]  # fmt: skip
         with self.log.open("ab") as out:
@@ -150,7 +151,7 @@ class Env:
     def invsync(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": str(self.operator.kubeconfig)}
         return subprocess.run(
-            [sys.executable, "-m", "invsync.operator", *args, "-n", self.namespace],
+            [str(INVSYNC), *args, "-n", self.namespace],
             capture_output=True, text=True, env=env, timeout=60, check=False,
         )  # fmt: skip
 

@@ -6,19 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-from kubernetes.client.exceptions import ApiException
-
+from ..errors import InputError
 from .conditions import find, rfc3339
-from .handlers import Operator, Shard, register
-from .http import metrics_app, serve, webhook_app
-from .kube import Kube, load_config
-from .reconcile import REQUESTED_AT
+from .reconcile import REQUESTED_AT, Shard
 
 
 def add_commands(sub: Any) -> None:
@@ -51,18 +45,13 @@ def add_commands(sub: Any) -> None:
     status.set_defaults(func=cmd_status)
 
 
-def _fail(message: str) -> int:
-    print(f"invsync: {message}", file=sys.stderr)
-    return 2
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         shard = Shard.parse(args.shard)
     except ValueError as exc:
-        return _fail(str(exc))
+        raise InputError(str(exc)) from None
     if args.metrics_port == args.webhook_port:
-        return _fail("--metrics-port and --webhook-port must differ")
+        raise InputError("--metrics-port and --webhook-port must differ")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -85,6 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def _operate(
     namespaces: Sequence[str], clusterwide: bool, shard: Shard, metrics_port: int, webhook_port: int
 ) -> None:
+    import kopf
+
+    from .handlers import Operator, register
+    from .http import metrics_app, serve, webhook_app
+    from .kube import Kube, load_config
+
     op = Operator(Kube(load_config()), shard)
     registry = kopf.OperatorRegistry()
     register(registry, op)
@@ -132,6 +127,10 @@ def _namespace(explicit: str | None) -> str:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from kubernetes.client.exceptions import ApiException
+
+    from .kube import Kube, load_config
+
     kube = Kube(load_config())
     ns = _namespace(args.namespace)
     stamp = rfc3339(datetime.now(UTC))
@@ -139,8 +138,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         kube.annotate("SyncRule", ns, args.rule, {REQUESTED_AT: stamp})
     except ApiException as exc:
         if exc.status == 404:
-            return _fail(f"SyncRule {ns}/{args.rule} not found")
-        return _fail(f"SyncRule {ns}/{args.rule}: {exc.reason}")
+            raise InputError(f"SyncRule {ns}/{args.rule} not found") from None
+        raise InputError(f"SyncRule {ns}/{args.rule}: {exc.reason}") from None
     print(f"syncrule {ns}/{args.rule}: sync requested at {stamp}")
     return 0
 
@@ -198,14 +197,18 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from kubernetes.client.exceptions import ApiException
+
+    from .kube import Kube, load_config
+
     kube = Kube(load_config())
     ns = _namespace(args.namespace)
     try:
         rules = [kube.get("SyncRule", ns, args.rule)] if args.rule else kube.list("SyncRule", ns)
     except ApiException as exc:
         if exc.status == 404:
-            return _fail(f"SyncRule {ns}/{args.rule} not found")
-        return _fail(f"listing SyncRules in {ns}: {exc.reason}")
+            raise InputError(f"SyncRule {ns}/{args.rule} not found") from None
+        raise InputError(f"listing SyncRules in {ns}: {exc.reason}") from None
     if not rules:
         print(f"no SyncRules in namespace {ns}")
         return 0
@@ -215,11 +218,3 @@ def cmd_status(args: argparse.Namespace) -> int:
         if ready is not None and ready.get("status") != "True":
             print(f"{rule['metadata']['name']}: {ready.get('message', '')}")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="invsync")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result

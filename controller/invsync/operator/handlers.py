@@ -30,11 +30,11 @@ from .reconcile import (
     REQUESTED_AT,
     Event,
     RuleMemory,
+    Shard,
     SharedMemory,
     Snapshot,
     dependencies,
     object_patch,
-    stable_shard,
     status_patch,
     sync_rule,
 )
@@ -42,26 +42,6 @@ from .reconcile import (
 log = logging.getLogger("invsync.operator")
 
 RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
-
-
-@dataclass(frozen=True, slots=True)
-class Shard:
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        """`I/N`, 0 <= I < N."""
-        try:
-            i, n = (int(x) for x in text.split("/"))
-        except ValueError:
-            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/3") from None
-        if n < 1 or not 0 <= i < n:
-            raise ValueError(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
-        return cls(i, n)
-
-    def owns(self, namespace: str, name: str) -> bool:
-        return stable_shard(namespace, name, self.count) == self.index
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:

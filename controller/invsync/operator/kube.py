@@ -15,6 +15,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, VERSION, InventorySource, Store
+from ..errors import InputError
 from ..providers import build_channel, build_source
 from ..providers.base import InventorySourceProvider, SalesChannel
 
@@ -31,7 +32,13 @@ def load_config() -> kubernetes.client.ApiClient:
     try:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        try:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            raise InputError(
+                "no Kubernetes configuration: set KUBECONFIG (make cluster-up writes .invsync/kubeconfig) "
+                "or run inside a cluster"
+            ) from None
     return kubernetes.client.ApiClient()
 
 

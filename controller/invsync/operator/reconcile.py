@@ -915,3 +915,23 @@ def stable_shard(namespace: str, name: str, shards: int) -> int:
     """The shard a rule belongs to: the same in every process and every restart."""
     digest = hashlib.sha256(f"{namespace}/{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % shards
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`I/N`, 0 <= I < N."""
+        try:
+            i, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/3") from None
+        if n < 1 or not 0 <= i < n:
+            raise ValueError(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
+        return cls(i, n)
+
+    def owns(self, namespace: str, name: str) -> bool:
+        return stable_shard(namespace, name, self.count) == self.index
