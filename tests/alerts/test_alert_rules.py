@@ -52,7 +52,7 @@ def test_promtool_unit_tests_catch_a_wrong_expectation(tmp_path: Path) -> None:
     """The unit tests compare rendered alerts exactly: a changed expectation must fail."""
     text = UNIT_TESTS.read_text().replace("../../manifests/", f"{ROOT}/manifests/")
     broken = tmp_path / "broken.test.yaml"
-    broken.write_text(text.replace("for 2 listings", "for 3 listings", 1))
+    broken.write_text(text.replace("(drifted listings: 2)", "(drifted listings: 3)", 1))
     done = promtool("test", "rules", str(broken))
     assert done.returncode != 0
     assert "alertname: InvsyncDriftPersists, time: 17m" in done.stdout + done.stderr

@@ -197,7 +197,7 @@ def test_drift_alert_fires_for_the_refused_store_and_resolves(env: Env, promethe
         (ns, "id-stores", "tt-b")
     ]
     assert firing[0]["labels"]["severity"] == "critical"
-    assert firing[0]["annotations"]["summary"] == "Store tt-b shows the wrong stock for 1 listings"
+    assert firing[0]["annotations"]["summary"] == "Store tt-b shows the wrong stock (drifted listings: 1)"
     assert firing[0]["annotations"]["runbook_url"].endswith("docs/alerts.md#invsyncdriftpersists")
     assert env.quantities("ROW_tt-a") == {("A-1", "7000"): 7}
     assert env.quantities("ROW_tt-b") == {("A-1", "7000"): 10}
