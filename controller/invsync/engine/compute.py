@@ -466,6 +466,9 @@ class _StorePlan:
 
     def owner(self, sku: str) -> _Owner | None:
         """(owning rule position, its settings, younger matching positions): section 3 ownership."""
+        if len(self.rules) == 1:  # the common case, on the path of every SKU
+            only = self.rules[0].settings_for(sku)
+            return None if only is None else (0, only, ())
         owner: tuple[int, _Settings] | None = None
         younger: list[int] = []
         for pos, rule in enumerate(self.rules):
