@@ -1,7 +1,8 @@
 """A real Prometheus scrapes a real `invsync run`, which syncs the sandbox against the real API
 server with the ServiceAccount token of manifests/ (so its RBAC is the one enforced). When the
 sandbox refuses one store's pushes, InvsyncDriftPersists becomes active in Prometheus's own
-/api/v1/alerts for that store only, and resolves once the fault is removed. The rule file is the
+/api/v1/alerts for that store only, and resolves once the fault is removed; when the operator
+stops, InvsyncOperatorAbsent fires. The rule file is the
 shipped one with every `for:` shortened to a few seconds; the expressions are untouched."""
 
 from __future__ import annotations
@@ -212,3 +213,11 @@ def test_drift_alert_fires_for_the_refused_store_and_resolves(env: Env, promethe
     wait_for(lambda: in_sync("tt-b"), what="tt-b back in sync")
     wait_for(lambda: not _alerts(prometheus, "InvsyncDriftPersists"), what="InvsyncDriftPersists resolved")
     assert env.quantities("ROW_tt-b") == {("A-1", "7000"): 7}
+
+    # The operator goes away: nothing answers the scrape and InvsyncOperatorAbsent fires.
+    assert _alerts(prometheus, "InvsyncOperatorAbsent") == []
+    env.operator.stop()
+    absent = wait_for(
+        lambda: _alerts(prometheus, "InvsyncOperatorAbsent", "firing"), what="InvsyncOperatorAbsent"
+    )
+    assert absent[0]["labels"]["severity"] == "critical"
