@@ -2,8 +2,8 @@
 server with the ServiceAccount token of manifests/ (so its RBAC is the one enforced). When the
 sandbox refuses one store's pushes, InvsyncDriftPersists becomes active in Prometheus's own
 /api/v1/alerts for that store only, and resolves once the fault is removed; when the operator
-stops, InvsyncOperatorAbsent fires. The rule file is the
-shipped one with every `for:` shortened to a few seconds; the expressions are untouched."""
+stops, InvsyncOperatorAbsent fires. The rule file is the shipped one with every `for:` shortened
+to a few seconds; the expressions are untouched."""
 
 from __future__ import annotations
 
