@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 from engine_factories import desired, listing, rule, stock, store, warehouse, world
 
-from invsync.engine import compute_plan
+from invsync.engine import compute_plan, explain
 
 
 def test_easyboss_seed_45_in_warehouse_1_slot_only() -> None:
@@ -359,3 +359,21 @@ def test_rows_keep_listing_identity_and_counts() -> None:
     assert plan.rows[-1] == row and list(plan.rows[0:1]) == [plan.rows[0]]
     counts = plan.counts()["s"]
     assert (counts.listings, counts.in_sync, counts.drifted) == (2, 1, 1)
+
+
+def test_a_rule_selecting_nothing_that_feeds_a_slot_leaves_it_alone() -> None:
+    # A selector typo must not zero a whole store; a disabled feeding Warehouse does show 0.
+    typo = rule("typo", ["s"], [{"selector": {"matchLabels": {"source": "shopfy"}}}])
+    off = rule("off", ["t"], [{"name": "wh-off"}])
+    whs = [warehouse("wh", labels={"source": "shopify"}), warehouse("wh-off", enabled=False)]
+    w = world(
+        [typo, off],
+        [store("s"), store("t")],
+        whs,
+        [stock("wh", "A", 5), stock("wh-off", "A", 5)],
+        [listing("s", "A", quantity=3), listing("t", "A", quantity=3)],
+    )
+    assert desired(w, "typo") == {}
+    assert desired(w, "off") == {("t", "cw", "A"): (0, "noSource")}
+    [why] = explain(w, "typo", "A")
+    assert why.reason == "notManaged" and "selects no Warehouse" in why.steps[0]

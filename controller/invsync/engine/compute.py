@@ -90,6 +90,11 @@ class PlanRows(Sequence[PlanRow]):
     def __iter__(self) -> Iterator[PlanRow]:
         return (self._row(k) for k in range(len(self)))
 
+    @property
+    def listings(self) -> Sequence[Listing]:
+        """The world's listings the rows index into."""
+        return self._listings
+
     def slots(self) -> Iterator[tuple[int, int]]:
         """(index into the world's listings, desired) pairs, without building rows."""
         return zip(self._index, self._desired, strict=True)
@@ -121,7 +126,7 @@ class RulePlan:
     def counts(self) -> dict[str, StoreCounts]:
         """Per-store counts, computed from the columns (no rows are built)."""
         listings: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        slots = self.rows._listings
+        slots = self.rows.listings
         for i, desired in self.rows.slots():
             slot = slots[i]
             c = listings[slot.store]
@@ -190,8 +195,9 @@ class _Settings:
     max_quantity: int | None
 
 
-def _patterns(patterns: Sequence[str]) -> re.Pattern[str] | None:
-    return re.compile("|".join(translate(p) for p in patterns)) if patterns else None
+def _patterns(patterns: Sequence[str]) -> re.Pattern[str]:
+    """One regex for shell-style patterns; no pattern matches nothing."""
+    return re.compile("|".join(translate(p) for p in patterns) or "(?!)")
 
 
 class _Rule:
@@ -243,7 +249,7 @@ class _Rule:
                     o.rounding or base.rounding,
                     base.max_quantity if o.max_quantity is None else o.max_quantity,
                 )
-            self.overrides.append((re.compile("|".join(translate(p) for p in o.skus)), settings))
+            self.overrides.append((_patterns(o.skus), settings))
         self.include = _patterns(spec.skus.include)
         self.exclude = _patterns(spec.skus.exclude)
         self._settings: dict[str, _Settings | None] = {}
@@ -258,11 +264,7 @@ class _Rule:
         except KeyError:
             pass
         result: _Settings | None = None
-        if (
-            self.include is not None
-            and self.include.match(sku)
-            and not (self.exclude and self.exclude.match(sku))
-        ):
+        if self.include.match(sku) and not self.exclude.match(sku):
             result = self.base
             for pattern, settings in self.overrides:
                 if pattern.match(sku):
@@ -272,9 +274,9 @@ class _Rule:
         return result
 
     def why_not(self, sku: str) -> str:
-        if self.include is None or not self.include.match(sku):
+        if not self.include.match(sku):
             return f"{sku} matches no pattern of skus.include"
-        if self.exclude and self.exclude.match(sku):
+        if self.exclude.match(sku):
             return f"{sku} matches skus.exclude"
         return f"{sku} matches an exclude override"
 
@@ -530,8 +532,11 @@ class _StorePlan:
         if why:
             return why
         rule = self.rules[pos]
+        selected = {n: r for n, r in rule.ratios.items() if refs is None or n in refs}
+        if not selected:  # e.g. a selector matching nothing: never zero a store for a typo
+            return f"rule {rule.name} selects no Warehouse feeding channel warehouse {cw}: not managed"
         eligible = self.planner.eligible
-        ratios = {n: r for n, r in rule.ratios.items() if n in eligible and (refs is None or n in refs)}
+        ratios = {n: r for n, r in selected.items() if n in eligible}
         store_max = self.store.spec.max_quantity
         low = rule.spec.low_stock
         preferred = low is not None and low.preferred_store == self.store.name
