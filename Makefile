@@ -35,6 +35,10 @@ cluster-up: $(STAMP) ## start the local control plane in the background (KUBECON
 cluster-down: $(STAMP) ## stop the local control plane and delete its data
 	$(PY) -m invsync.testing.cluster down --state-dir $(INVSYNC_STATE_DIR)
 
+.PHONY: run
+run: $(STAMP) ## the demo: local control plane, sandbox, examples/ applied, the operator in the foreground
+	hack/run.sh
+
 .PHONY: prometheus
 prometheus: ## install prometheus and promtool from the system's packages (alert tests need them)
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then \

@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "kubernetes", "urllib3"):
+    for noisy in ("httpx", "kubernetes", "urllib3", "kopf.objects"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
@@ -91,7 +91,7 @@ async def _operate(
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
-        settings.posting.level = logging.INFO
+        settings.posting.level = logging.WARNING  # kopf's own log lines never become Events
         settings.watching.server_timeout = 300
         op.started = True
 
