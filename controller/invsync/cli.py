@@ -231,7 +231,7 @@ def _render_diff(diff: Diff, output: str) -> str:
             indent=2,
         )
     if not rows:
-        return "no listing changes"
+        return "### invsync diff: no listing changes" if output == "markdown" else "no listing changes"
     summary_header = ("STORE", "UP", "DOWN", "TO ZERO", "UNITS MOVED")
     rows_header = ("STORE", "CHANNEL WAREHOUSE", "SKU", "BEFORE", "AFTER", "DELTA")
     if output == "markdown":
