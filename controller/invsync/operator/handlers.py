@@ -112,8 +112,10 @@ class RuleWorker:
     def update(self, body: dict[str, Any]) -> None:
         if _rv(body) >= _rv(self.body):
             self.body = body
-        marks = self._marks()
-        if body["metadata"].get("generation") != self.synced_generation or marks != self.synced_marks:
+        if self.synced_generation is None:
+            return  # the first sync has not started: it will use this body anyway
+        changed = body["metadata"].get("generation") != self.synced_generation
+        if changed or self._marks() != self.synced_marks:
             self.trigger()
 
     def _marks(self) -> tuple[str | None, str | None]:
@@ -181,6 +183,8 @@ class RuleWorker:
     async def sync(self, skus: frozenset[str] | None, rows: list[StockRecord]) -> float | None:
         started = time.monotonic()
         body = self.body
+        self.synced_generation = body["metadata"].get("generation")
+        self.synced_marks = self._marks()
         rule: SyncRule | None = _parse(SyncRule, body)
         if rule is None:
             return None
@@ -191,8 +195,6 @@ class RuleWorker:
         if any(w.selector is not None for w in rule.spec.warehouses):
             self.selects.add("Warehouse")
         metrics.set_rule_interval(self.namespace, self.name, self._interval())
-        self.synced_generation = body["metadata"].get("generation")
-        self.synced_marks = self._marks()
 
         async def progress(done: int, total: int) -> None:
             await self._set_condition(Cond(RECONCILING, "True", "Pushing", f"pushed {done}/{total}"))
