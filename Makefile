@@ -64,6 +64,7 @@ lint: $(STAMP) ## ruff and mypy
 .PHONY: bench
 bench: $(STAMP) ## benchmarks (timings and peak memory; never part of `make test`)
 	$(PY) bench/bench_plan.py
+	$(PY) bench/bench_platforms.py
 
 .PHONY: test
 test: $(STAMP) control-plane prometheus lint ## everything: lint, unit, contract and end-to-end tests
