@@ -4,16 +4,25 @@ Public API (the operator and the CLI code against exactly these):
 
 - ``World(rules, stores, warehouses, stock, listings, unready_warehouses=frozenset(),
   channel_warehouse_status={})``; ``channel_warehouse_status`` maps (store, channelWarehouseId) to
-  ENABLED | DISABLED | RESTRICTED.
-- ``compute_plan(world, skus=None) -> Plan``: ``Plan.rules[name] -> RulePlan``, ``Plan.allocation``
-  (warehouse -> Fraction: sum of ratio/100 over every (rule, store, channel warehouse) drawing on it).
-  ``RulePlan.rows`` (a Sequence[PlanRow], materialised lazily), ``unmatched`` and ``held`` (store ->
-  slots left alone: SKU in no source / fed by an unready warehouse), ``conflicts``, ``oversell_risk``,
-  ``counts() -> {store: StoreCounts}``.
-- ``explain(world, rule, sku) -> list[Explanation]``: one per listing slot of the SKU in the rule's stores.
-- ``safety_hold(rows, policy) -> Hold | None``; ``push_batches(rows, order) -> list[ProductBatch]``.
+  ENABLED | DISABLED | RESTRICTED (DISABLED/RESTRICTED: not managed).
+- ``compute_plan(world, skus=None) -> Plan``. ``Plan.rules[name] -> RulePlan`` (oldest rule first),
+  ``Plan.allocation`` (warehouse -> Fraction: over every (store, channel warehouse) drawing on it, the
+  ratio/100 of the rules selecting it; rules sharing a store own disjoint SKUs, so the highest counts,
+  not their sum: two stores at 60 -> 6/5), ``Plan.listings``, ``Plan.effective()``.
+- ``RulePlan``: ``rows`` (a lazy Sequence[PlanRow] over the world's listings; ``rows.slots()`` yields
+  (listing index, desired) without building rows), ``unmatched`` (store -> slots whose SKU no source
+  knows: left alone), ``held`` (store -> slots fed by an unready warehouse: never pushed),
+  ``conflicts`` (Conflict(store, owner, count): slots an older rule owns), ``oversell_risk``
+  (warehouse -> allocation > 1 this rule draws on), ``counts() -> {store: StoreCounts}``.
+- A slot is not in ``rows`` when its SKU is excluded, owned by an older rule, in a channel warehouse
+  not managed (Store mapping disabled or absent, platform DISABLED/RESTRICTED), fed by no Warehouse the
+  rule selects, unmatched or held. ``PlanRow.reason`` is one of ``REASONS``.
+- ``explain(world, rule, sku) -> list[Explanation]``: one per listing slot of the SKU in the rule's
+  stores; ``Explanation.steps`` are the SPEC section 2 steps with their numbers.
+- ``safety_hold(rows, policy) -> Hold | None``; ``push_batches(rows, order) -> list[ProductBatch]``
+  (changed slots per (store, product); DecreasesFirst: priority 0 zeroes, 1 decreases, 2 increases).
 - ``diff_plans(base, head) -> Diff`` with ``rows`` (DiffRow: store, channel_warehouse_id, sku, before,
-  after, delta) and ``stores`` (StoreChange: up, down, to_zero, units_moved).
+  after, delta; in listing order) and ``stores`` (StoreChange: up, down, to_zero, units_moved).
 """
 
 from .compute import REASONS, Explanation, Plan, PlanRows, RulePlan, StoreCounts, World, compute_plan, explain
