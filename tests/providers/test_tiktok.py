@@ -80,6 +80,19 @@ async def test_sandbox_verifier_agrees_with_the_vector_and_refuses_a_bad_sign(sa
         assert old.status_code == 401 and old.json()["code"] == tt.CODE_TIMESTAMP_INVALID
 
 
+async def test_sandbox_serves_product_detail_and_inventory_search(sandbox: Sandbox) -> None:
+    params = {"app_key": APP_KEY, "shop_cipher": "ROW_main", "timestamp": str(int(time.time()))}
+    async with httpx.AsyncClient() as client:
+        detail = (await client.send(_hand_signed(sandbox, "/product/202309/products/p5", params))).json()
+        assert [s["seller_sku"] for s in detail["data"]["skus"]] == ["SKU-5-0", "SKU-5-1"]
+        body = b'{"sku_ids":["s5-1"]}'
+        found = (
+            await client.send(_hand_signed(sandbox, "/product/202309/inventory/search", params, body))
+        ).json()
+        [sku] = found["data"]["inventory"][0]["skus"]
+        assert sku["id"] == "s5-1" and sku["total_available_quantity"] == 5 % 7 + 1
+
+
 async def test_warehouses(sandbox: Sandbox) -> None:
     channel = build_channel(store(sandbox), tiktok_secret(), retry=FAST)
     warehouses = {w.id: w for w in await channel.list_warehouses()}

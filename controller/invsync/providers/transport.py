@@ -45,8 +45,11 @@ class _SecretRegistry:
         logging.setLogRecordFactory(self._record)
 
     def add(self, values: Iterable[str]) -> None:
+        new = {v for v in values if len(v) >= _MIN_SECRET_LEN} - self._values
+        if not new:
+            return
         with self._lock:
-            self._values.update(v for v in values if len(v) >= _MIN_SECRET_LEN)
+            self._values |= new
             ordered = sorted(self._values, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
 
