@@ -47,8 +47,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")  # a seller SKU may hold a pipe
+
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -206,7 +209,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def register_diff(sub: Any) -> None:
     p = sub.add_parser(
-        "diff", help="what a rule change does to every listing (exit 0 same, 1 changes, 2 error)"
+        "diff",
+        help="what a rule change does to every listing (exit 0 same, 1 changes, 2 error)",
+        description="Before: what --base plans (the live quantity where it manages nothing). After: what "
+        "--head plans (unchanged where it manages nothing). Both over the same snapshots.",
     )
     p.add_argument("--base", action="extend", nargs="+", required=True, metavar="PATH")
     p.add_argument("--head", action="extend", nargs="+", required=True, metavar="PATH")
