@@ -14,6 +14,7 @@ from invsync.engine.records import SlotUpdate
 from invsync.metrics import REGISTRY
 from invsync.providers import (
     AuthError,
+    CredentialsError,
     MultiWarehouseRefusedError,
     PartialReadError,
     RetryPolicy,
@@ -260,3 +261,10 @@ async def test_a_timeout_is_retried_and_counted(sandbox: Sandbox) -> None:
     assert len(await channel.list_warehouses()) == 3
     await channel.aclose()
     assert REGISTRY.get_sample_value("invsync_platform_requests_total", labels) == before + 1
+
+
+async def test_a_secret_without_a_required_key_names_the_key(sandbox: Sandbox) -> None:
+    secret = tiktok_secret()
+    del secret["app_secret"]
+    with pytest.raises(CredentialsError, match=r"Store shop/tt-row_main: .* no key 'app_secret'"):
+        build_channel(store(sandbox), secret)

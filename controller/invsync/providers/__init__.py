@@ -9,6 +9,7 @@ import httpx
 from ..api import InventorySource, Store
 from .base import (
     AuthError,
+    CredentialsError,
     InventorySourceProvider,
     MultiWarehouseRefusedError,
     PartialReadError,
@@ -40,10 +41,6 @@ __all__ = [
     "build_channel",
     "build_source",
 ]
-
-
-class CredentialsError(ProviderError):
-    """A Secret lacks a key the provider needs (the message names the key, never a value)."""
 
 
 def _require(secret: Mapping[str, str] | None, key: str, what: str) -> str:

@@ -26,6 +26,10 @@ class AuthError(ProviderError):
     """The platform refused the credentials (wrong, expired beyond refresh, or bad signature)."""
 
 
+class CredentialsError(ProviderError):
+    """A credentials Secret lacks a key the provider needs (the message names the key, never a value)."""
+
+
 class RateLimitedError(ProviderError):
     """Retries were exhausted while the platform kept answering 429 / its rate-limit code."""
 
