@@ -157,3 +157,14 @@ def test_result_never_depends_on_input_order(w: World, rnd: random.Random) -> No
     )
     assert _rows(w) == _rows(other)
     assert compute_plan(w).allocation == compute_plan(other).allocation
+
+
+@settings(max_examples=100, deadline=None)
+@given(worlds(), st.sets(st.sampled_from(SKUS)))
+def test_replanning_some_skus_gives_the_full_plans_rows_for_them(w: World, skus: set[str]) -> None:
+    partial = {
+        (r.rule, r.store, r.channel_warehouse_id, r.sku, r.desired, r.reason)
+        for rp in compute_plan(w, skus=skus).rules.values()
+        for r in rp.rows
+    }
+    assert partial == {row for row in _rows(w) if row[3] in skus}

@@ -287,13 +287,15 @@ class _Rule:
 class _Stock:
     """Stock records per SKU, and the Warehouse names each (source, location) maps to."""
 
-    def __init__(self, stock: Sequence[StockRecord], warehouses: Sequence[Warehouse]) -> None:
+    def __init__(
+        self, stock: Sequence[StockRecord], warehouses: Sequence[Warehouse], skus: frozenset[str] | None
+    ) -> None:
         self.where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for w in warehouses:
             self.where[w.spec.source_ref.name][w.spec.location_id].append(w.name)
         by_sku: dict[str, list[StockRecord]] = {}
         get = by_sku.get
-        for r in stock:
+        for r in stock if skus is None else (r for r in stock if r.sku in skus):
             records = get(r.sku)
             if records is None:
                 by_sku[r.sku] = [r]
@@ -553,7 +555,8 @@ class _StorePlan:
 class _Planner:
     """A world prepared for planning: rules oldest first, stores, eligible warehouses, stock per SKU."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, skus: frozenset[str] | None = None) -> None:
+        """`skus`: only these SKUs will be planned (the stock of others is not indexed)."""
         self.world = world
         ordered = sorted(world.rules, key=lambda r: (r.metadata.creation_timestamp or "", r.name))
         self.rules = [_Rule(r, world.stores, world.warehouses) for r in ordered]
@@ -561,7 +564,7 @@ class _Planner:
         self.eligible = frozenset(
             w.name for w in world.warehouses if w.spec.enabled and w.spec.type != "Platform"
         )
-        self.stock = _Stock(world.stock, world.warehouses)
+        self.stock = _Stock(world.stock, world.warehouses, skus)
         self.feeds: dict[tuple[object, ...], _Feed] = {}
         self.outcomes: dict[tuple[object, ...], tuple[dict[str, _Outcome], list[_Feed | None]]] = {}
         self.stores: dict[str, _StorePlan] = {}
@@ -625,23 +628,24 @@ def compute_plan(world: World, skus: Collection[str] | None = None) -> Plan:
 
 
 def _compute_plan(world: World, skus: Collection[str] | None) -> Plan:
-    planner = _Planner(world)
+    wanted = None if skus is None else frozenset(skus)
+    planner = _Planner(world, wanted)
     rules = planner.rules
     listings = world.listings
     unmatched: list[dict[str, int]] = [defaultdict(int) for _ in rules]
     held: list[dict[str, int]] = [defaultdict(int) for _ in rules]
     conflicted: dict[tuple[int, str, int], int] = defaultdict(int)  # (younger, store, owner) -> slots
-    wanted = None if skus is None else frozenset(skus)
     per_store: dict[str, dict[str, tuple[dict[str, _Outcome], list[_Feed | None]]]] = {
         name: {} for name in planner.stores
     }
-    for i, slot in enumerate(listings):
+    slots = (
+        enumerate(listings) if wanted is None else [(i, s) for i, s in enumerate(listings) if s.sku in wanted]
+    )
+    for i, slot in slots:
         by_cw = per_store.get(slot.store)
         if by_cw is None:
             continue
         sku = slot.sku
-        if wanted is not None and sku not in wanted:
-            continue
         shared = by_cw.get(slot.channel_warehouse_id)
         if shared is None:
             shared = by_cw[slot.channel_warehouse_id] = planner.stores[slot.store].outcomes(
@@ -681,7 +685,7 @@ def _compute_plan(world: World, skus: Collection[str] | None) -> Plan:
 
 def explain(world: World, rule: str, sku: str) -> list[Explanation]:
     """Step by step, why each slot of `sku` in the stores of `rule` gets its quantity."""
-    planner = _Planner(world)
+    planner = _Planner(world, frozenset({sku}))
     target = next((r for r in planner.rules if r.name == rule), None)
     if target is None:
         raise KeyError(f"no SyncRule named {rule!r}")
