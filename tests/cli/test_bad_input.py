@@ -131,6 +131,8 @@ MANIFEST_CASES: list[tuple[str, tuple[Any, ...], Any, str, str]] = [
     ("InventorySource", ("spec", "endpoint"), "ftp://x", "InventorySource/src", "spec.endpoint"),
     ("InventorySource", ("spec", "pollInterval"), "-5m", "InventorySource/src", "spec.pollInterval"),
     ("InventorySource", ("kind",), "Inventory", "Inventory/src", "kind"),
+    ("SyncRule", ("apiVersion",), DELETE, "SyncRule/rule", "apiVersion: required"),
+    ("SyncRule", ("apiVersion",), "invsync.dev/v9", "SyncRule/rule", "apiVersion"),
 ]
 
 
@@ -412,3 +414,21 @@ def test_missing_snapshot_file(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_usage_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     assert "invsync" in _one_line(*_run(capsys, *argv))
+
+
+def test_lists_stdin_and_other_kinds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    text = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [*BASE[1:], other]})
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    code, err = _run(capsys, "validate", "-f", "-")
+    assert (code, err) == (0, "")
+    (tmp_path / "notes.yaml").write_text("just: a config file\n")  # in a directory: not an object, skipped
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump_all(BASE))
+    assert _run(capsys, "validate", "-f", str(tmp_path)) == (0, "")
+    # named explicitly, the same file is an error
+    err = _one_line(*_run(capsys, "validate", "-f", str(tmp_path / "notes.yaml")))
+    assert "notes.yaml: document 1: apiVersion and kind are not set" in err

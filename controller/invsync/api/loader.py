@@ -88,14 +88,18 @@ def parse(doc: Any, where: str, index: int, explicit: bool = True) -> Resource |
     if not isinstance(doc, dict):
         raise InputError(f"{where}: document {index + 1}: expected a Kubernetes object (a mapping)")
     api_version = doc.get("apiVersion")
-    if not isinstance(api_version, str) or not api_version.startswith(f"{GROUP}/"):
-        if not is_object:
-            raise InputError(f"{where}: document {index + 1}: apiVersion and kind are not set")
-        return None
     kind = doc.get("kind")
     meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     resource = f"{kind}/{name or '(unnamed)'}"
+    if not is_object:
+        raise InputError(f"{where}: document {index + 1}: apiVersion and kind are not set")
+    if api_version is None:  # kubectl refuses it too; never skip a SyncRule silently for it
+        raise InputError(
+            f"{where}: {resource}: apiVersion: required (invsync.dev/v1alpha1 for invsync kinds)"
+        )
+    if not isinstance(api_version, str) or not api_version.startswith(f"{GROUP}/"):
+        return None
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise InputError(
@@ -106,9 +110,10 @@ def parse(doc: Any, where: str, index: int, explicit: bool = True) -> Resource |
     except ValidationError as exc:
         first = exc.errors()[0]
         value = first.get("input")
-        shown = (
-            f" (got {value!r})" if not isinstance(value, dict | list) and first["type"] != "missing" else ""
-        )
+        shown = ""
+        if not isinstance(value, dict | list) and first["type"] != "missing":
+            text = repr(value)
+            shown = f" (got {text if len(text) <= 60 else text[:57] + '...'})"
         raise InputError(f"{where}: {resource}: {_loc(first['loc'])}: {first['msg']}{shown}") from None
 
 
