@@ -25,6 +25,7 @@ def warehouse(name: str, location: str | None = None, source: str = "src", **spe
 def store(name: str, feeds: dict[str, list[str]] | None = None, **spec: Any) -> Store:
     """A TikTok store; `feeds` maps channel warehouse ids to Warehouse names (multi-warehouse)."""
     labels = spec.pop("labels", {})
+    namespace = spec.pop("namespace", "default")
     body: dict[str, Any] = {
         "platform": "tiktok",
         "shopCipher": f"C-{name}",
@@ -35,12 +36,22 @@ def store(name: str, feeds: dict[str, list[str]] | None = None, **spec: Any) -> 
         body["warehouses"] = [{"channelWarehouseId": c, "warehouseRefs": refs} for c, refs in feeds.items()]
     body.update(spec)
     return Store.model_validate(
-        {"apiVersion": API, "kind": "Store", "metadata": {"name": name, "labels": labels}, "spec": body}
+        {
+            "apiVersion": API,
+            "kind": "Store",
+            "metadata": {"name": name, "labels": labels, "namespace": namespace},
+            "spec": body,
+        }
     )
 
 
 def rule(
-    name: str, stores: list[str], warehouses: list[dict[str, Any]], created: str = "", **spec: Any
+    name: str,
+    stores: list[str],
+    warehouses: list[dict[str, Any]],
+    created: str = "",
+    store_labels: dict[str, str] | None = None,
+    **spec: Any,
 ) -> SyncRule:
     meta: dict[str, Any] = {"name": name}
     if created:
@@ -50,7 +61,12 @@ def rule(
             "apiVersion": API,
             "kind": "SyncRule",
             "metadata": meta,
-            "spec": {"stores": {"names": stores}, "warehouses": warehouses, **spec},
+            "spec": {
+                "stores": {"names": stores}
+                | ({"selector": {"matchLabels": store_labels}} if store_labels is not None else {}),
+                "warehouses": warehouses,
+                **spec,
+            },
         }
     )
 

@@ -377,3 +377,16 @@ def test_a_rule_selecting_nothing_that_feeds_a_slot_leaves_it_alone() -> None:
     assert desired(w, "off") == {("t", "cw", "A"): (0, "noSource")}
     [why] = explain(w, "typo", "A")
     assert why.reason == "notManaged" and "selects no Warehouse" in why.steps[0]
+
+
+def test_store_selection_is_the_union_of_names_and_selector_within_the_namespace() -> None:
+    stores = [
+        store("named"),
+        store("labelled", labels={"region": "id"}),
+        store("other", labels={"region": "my"}),
+        store("far", labels={"region": "id"}, namespace="elsewhere"),
+    ]
+    r = rule("r", ["named"], [{"name": "wh"}], store_labels={"region": "id"})
+    listings = [listing(s.name, "A") for s in stores]
+    w = world([r], stores, [warehouse("wh")], [stock("wh", "A", 2)], listings)
+    assert {key[0] for key in desired(w, "r")} == {"named", "labelled"}
