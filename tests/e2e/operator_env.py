@@ -43,13 +43,14 @@ class Operator:
     log: Path
     metrics_port: int = field(default_factory=free_port)
     webhook_port: int = field(default_factory=free_port)
+    args: tuple[str, ...] = ()  # extra `invsync run` arguments, e.g. ("--shard", "0/2")
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         argv = [
             str(INVSYNC), "run", "-n", self.namespace,
-            "--metrics-port", str(self.metrics_port), "--webhook-port", str(self.webhook_port),
+            "--metrics-port", str(self.metrics_port), "--webhook-port", str(self.webhook_port), *self.args,
         ]  # fmt: skip
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -245,6 +246,18 @@ tiktok:
       access_token: token-as
       warehouses: [{id: "8001", name: Main, is_default: true}]
       products: []               # filled from AFTERSHIP_LIVE
+    - cipher: ROW_nowl           # two warehouses, but not whitelisted for multi-warehouse
+      access_token: token-nowl
+      multiWarehouse: false
+      warehouses:
+        - {id: "7101", name: Default, is_default: true}
+        - {id: "7102", name: Second}
+      products:
+        - id: p-N
+          skus:
+            - id: s-N
+              seller_sku: A
+              inventory: [{warehouse_id: "7101", quantity: 0}, {warehouse_id: "7102", quantity: 0}]
 shopify:
   - shop: main
     access_token: shpat-main

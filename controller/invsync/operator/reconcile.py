@@ -128,7 +128,13 @@ class SharedMemory:
     """State shared by every rule of the operator process."""
 
     source_items: dict[tuple[str, str], int] = field(default_factory=dict)  # (ns, source) -> last count
-    refused_multi_warehouse: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, store) -> msg
+    # (ns, store) -> (the Store's generation, message): kept until the Store's spec changes.
+    refused_multi_warehouse: dict[tuple[str, str], tuple[int | None, str]] = field(default_factory=dict)
+
+    def refusal(self, store: Store) -> str | None:
+        """Why the platform refused the Store's per-warehouse writes, unless its spec changed since."""
+        seen = self.refused_multi_warehouse.get((store.namespace, store.name))
+        return seen[1] if seen is not None and seen[0] == store.metadata.generation else None
 
 
 @dataclass(slots=True)
@@ -316,6 +322,14 @@ async def _read_store(snap: Snapshot, name: str, ports: Ports) -> _StoreRead:
     return read
 
 
+def _with_refusal(obs: ObjectStatus, message: str) -> ObjectStatus:
+    conds = [
+        Cond(READY, "False", "NotWhitelisted", message),
+        Cond(MULTI_WAREHOUSE, "False", "NotWhitelisted", message),
+    ]
+    return replace(obs, conditions=conds)
+
+
 def _store_status(store: Store, read: _StoreRead, refused: str | None, listings: int) -> ObjectStatus:
     multi = (
         Cond(MULTI_WAREHOUSE, "False", "NotWhitelisted", refused)
@@ -422,7 +436,9 @@ async def read_world(
             read_ok.add(name)
             cw_status.update({(name, w.id): w.effect_status for w in sread_store.warehouses})
             listings.update({(x.store, x.channel_warehouse_id, x.sku): x for x in sread_store.listings})
-        refused = shared.refused_multi_warehouse.get((snap.namespace, name))
+        refused = shared.refusal(snap.stores[name])
+        if refused is not None:
+            problems.append(Problem("NotWhitelisted", refused))
         objects.append(_store_status(snap.stores[name], sread_store, refused, len(sread_store.listings)))
     state = ReadState(
         stock=stock,
@@ -604,14 +620,18 @@ async def _plan_and_push(
     if pushing and due:
         await progress(0, len(due))
         outcomes, refused = await push_rows(due, spec.push.order, channels, progress)
-        for store, message in refused.items():
+        for name in refused:
             msg = (
-                f"TikTok refused a per-warehouse inventory update for Store {store}: the shop is not "
-                f"whitelisted for multi-warehouse inventory ({message}); ask the TikTok account manager "
-                "to enable it, or set multiWarehouse: false"
+                f"Store {name}: TikTok refused a per-warehouse inventory update: the shop is not whitelisted "
+                "for multi-warehouse inventory; ask the TikTok account manager to enable it, or set "
+                "multiWarehouse: false"
             )
-            shared.refused_multi_warehouse[(snap.namespace, store)] = msg
+            generation = snap.stores[name].metadata.generation
+            shared.refused_multi_warehouse[(snap.namespace, name)] = (generation, msg)
             problems.append(Problem("NotWhitelisted", msg))
+            for i, obs in enumerate(state.objects):
+                if obs.kind == "Store" and obs.name == name:
+                    state.objects[i] = _with_refusal(obs, msg)
     acked = time.monotonic()
     # Remember what the channel acknowledged as its new live value.
     for key, outcome in outcomes.items():
@@ -627,14 +647,14 @@ async def _plan_and_push(
         tainted |= {_slot(r) for r in full_rows if _tainted(r, snap, feeding, state.broken)}
     counts = _count(rule, snap, full_rows, tainted, outcomes)
 
-    for store, c in counts.items():
+    for store_name, c in counts.items():
         if c.failed:
-            first = next(o.message for k, o in outcomes.items() if k[0] == store and not o.ok)
+            first = next(o.message for k, o in outcomes.items() if k[0] == store_name and not o.ok)
             events.append(
                 Event(
                     "Warning",
                     "PushFailed",
-                    f"{c.failed} of {c.failed + c.pushed} updates to Store {store} failed: {first}",
+                    f"{c.failed} of {c.failed + c.pushed} updates to Store {store_name} failed: {first}",
                 )
             )
     changed = [o for o in outcomes.values() if o.ok]

@@ -1,0 +1,214 @@
+"""`invsync run` over a rule's life: spec changes, DryRun, the safety hold, a store the platform does not
+whitelist, oversell risk, deletion, and shards that agree on ownership (SPEC sections 3-5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from operator_env import (
+    AS,
+    MW,
+    Env,
+    Operator,
+    converged,
+    env_fixture,
+    ready,
+    resource,
+    sandbox_config,
+    secret,
+    seed_manifests,
+    summary,
+    wait_for,
+)
+
+from invsync.operator.reconcile import stable_shard
+from invsync.testing.cluster import Kubectl
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
+    yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, sandbox_config)
+
+
+def patch(env: Env, kind: str, name: str, body: dict[str, Any]) -> None:
+    env.kubectl(
+        "patch", "-n", env.namespace, kind, name, "--type=merge", "-p", json.dumps(body), check=True
+    )  # fmt: skip
+
+
+def reason(env: Env, kind: str, name: str, type_: str = "Ready") -> str | None:
+    cond = env.condition(kind, name, type_)
+    return cond["reason"] if cond else None
+
+
+def test_spec_change_resyncs_at_once_and_dry_run_pushes_nothing(env: Env) -> None:
+    env.apply(seed_manifests(env.sandbox.url))
+    wait_for(lambda: converged(env), what="the seed quantities")
+
+    patch(env, "syncrule", "easyboss", {"spec": {"executionRatio": 80}})
+    wait_for(
+        lambda: env.quantities(MW)[("A", "7001")] == 40, what="100 x 80% x 50% = 40 after the spec change"
+    )
+    wait_for(
+        lambda: env.status("SyncRule", "easyboss").get("observedGeneration") == 2, what="observedGeneration 2"
+    )
+
+    patch(env, "syncrule", "easyboss", {"spec": {"push": {"mode": "DryRun"}}})
+    wait_for(lambda: reason(env, "syncrule", "easyboss") == "DryRun", what="Ready reason DryRun")
+    writes = env.writes()
+    env.admin("POST", "stock", {"source": "wms", "location": "L1", "sku": "A", "available": 10})
+    wait_for(
+        lambda: summary(env, "easyboss").get("drifted") == 1,
+        what="the change planned and counted, not pushed",
+    )
+    assert env.writes() == writes and env.quantities(MW)[("A", "7001")] == 40
+    cond = env.condition("SyncRule", "easyboss")
+    assert cond is not None and cond["status"] == "True" and "1 of 3 listings would change" in cond["message"]
+
+
+def test_mass_zeroing_is_held_until_the_hold_is_approved(env: Env) -> None:
+    docs = seed_manifests(env.sandbox.url)
+    for doc in docs:
+        if doc["kind"] == "SyncRule" and doc["metadata"]["name"] == "aftership":
+            doc["spec"]["safety"] = {"maxZeroFraction": 0.5, "minListings": 2}
+    env.apply(docs)
+    wait_for(lambda: converged(env), what="the seed quantities")
+    for sku in ("HUNDRED", "SIX", "STEADY"):
+        env.admin(
+            "POST",
+            "stock",
+            {"source": "main", "location": "gid://shopify/Location/1", "sku": sku, "available": 0},
+        )
+    writes = env.writes()
+    assert env.invsync("sync", "aftership").returncode == 0
+
+    hold = wait_for(lambda: env.status("SyncRule", "aftership").get("hold"), what="status.hold")
+    assert (hold["zeroing"], hold["of"]) == (3, 4)
+    stalled = env.condition("SyncRule", "aftership", "Stalled")
+    assert stalled is not None and stalled["reason"] == "SafetyHold" and hold["id"] in stalled["message"]
+    assert reason(env, "syncrule", "aftership") == "SafetyHold"
+    assert env.writes() == writes and env.quantities(AS)[("HUNDRED", "8001")] == 90
+    assert any(e["reason"] == "SafetyHold" for e in env.events())
+
+    patch(
+        env, "syncrule", "aftership", {"metadata": {"annotations": {"invsync.dev/approve-hold": hold["id"]}}}
+    )
+    wait_for(lambda: env.quantities(AS)[("HUNDRED", "8001")] == 0, what="the approved plan pushed")
+    wait_for(lambda: "hold" not in env.status("SyncRule", "aftership"), what="status.hold cleared")
+    assert env.condition("SyncRule", "aftership", "Stalled") is None
+
+
+def test_store_not_whitelisted_is_said_plainly_and_oversell_risk_only_warns(env: Env) -> None:
+    url = env.sandbox.url
+    env.apply(
+        [
+            *seed_manifests(url),
+            secret(
+                "tiktok-nowl",
+                {"app_key": "app-key", "app_secret": "app-secret", "access_token": "token-nowl"},
+            ),
+            resource(
+                "Store",
+                "tiktok-nowl",
+                {
+                    "platform": "tiktok",
+                    "endpoint": url,
+                    "shopCipher": "ROW_nowl",
+                    "credentialsSecretRef": {"name": "tiktok-nowl"},
+                    "multiWarehouse": True,
+                    "warehouses": [
+                        {"channelWarehouseId": "7101", "warehouseRefs": ["w1"]},
+                        {"channelWarehouseId": "7102", "warehouseRefs": ["w1"]},
+                    ],
+                },
+            ),
+            resource(
+                "SyncRule",
+                "nowl",
+                {"stores": {"names": ["tiktok-nowl"]}, "warehouses": [{"name": "w1", "ratio": 40}]},
+            ),
+        ]
+    )
+    wait_for(
+        lambda: reason(env, "store", "tiktok-nowl", "MultiWarehouse") == "NotWhitelisted",
+        what="Store MultiWarehouse=False NotWhitelisted",
+    )
+    cond = env.condition("Store", "tiktok-nowl", "MultiWarehouse")
+    assert cond is not None and cond["status"] == "False"
+    assert "not whitelisted for multi-warehouse inventory" in cond["message"]
+    wait_for(lambda: reason(env, "syncrule", "nowl") == "NotWhitelisted", what="the rule naming the refusal")
+
+    # w1 feeds easyboss at 50% and nowl at 40% x 2 channel warehouses: 1.3 of the pool is promised.
+    wait_for(lambda: env.condition("SyncRule", "easyboss", "OversellRisk"), what="OversellRisk on easyboss")
+    risk = env.condition("SyncRule", "easyboss", "OversellRisk")
+    assert risk is not None and "w1 at 1.30" in risk["message"]
+    assert ready(env, "easyboss") and converged(env)
+    assert env.operator.metric("invsync_pool_allocation_ratio", warehouse="w1") == pytest.approx(1.3)
+
+
+def test_deleting_a_rule_is_never_blocked_and_forgets_its_metrics(env: Env) -> None:
+    env.apply(seed_manifests(env.sandbox.url))
+    wait_for(lambda: converged(env), what="the seed quantities")
+    assert env.get("SyncRule", "aftership")["metadata"].get("finalizers") is None
+    wait_for(lambda: env.operator.metric("invsync_listings", rule="aftership") > 0, what="the rule's series")
+    env.kubectl(
+        "delete", "-n", env.namespace, "syncrule", "aftership", "--wait=true", "--timeout=20s", check=True
+    )
+    wait_for(
+        lambda: "aftership" not in _metrics_text(env.operator),
+        what="every series of the deleted rule removed",
+    )
+    assert env.operator.metric("invsync_listings", rule="easyboss") > 0
+
+
+def _metrics_text(op: Operator) -> str:
+    return httpx.get(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5).text
+
+
+def test_shards_split_the_rules_and_agree_on_ownership(env: Env, tmp_path: Path) -> None:
+    # The fixture's operator becomes shard 0 of 2; a second process takes shard 1.
+    env.operator.stop()
+    env.operator.args = ("--shard", "0/2")
+    env.operator.start()
+    other = Operator(env.operator.kubeconfig, env.namespace, tmp_path / "shard1.log", args=("--shard", "1/2"))
+    other.start()
+    try:
+        # A younger rule selecting the store `aftership` owns (the tie-break is creationTimestamp, then
+        # name, so `copycat` is younger either way), and an idle rule placed on the other shard.
+        copy = {"stores": {"names": ["tiktok-as"]}, "warehouses": [{"name": "shop-jkt"}], "interval": "1h"}
+        home = stable_shard(env.namespace, "copycat", 2)
+        idle = next(n for n in (f"idle-{i}" for i in range(64)) if stable_shard(env.namespace, n, 2) != home)
+        idle_spec = {
+            "stores": {"names": ["tiktok-mw"]},
+            "warehouses": [{"name": "w1"}],
+            "skus": {"include": ["NONE"]},
+        }
+        env.apply([*seed_manifests(env.sandbox.url), resource("SyncRule", "copycat", copy)])
+        env.apply([resource("SyncRule", idle, idle_spec)])
+        wait_for(lambda: converged(env), what="the seed quantities with two shards")
+        rules = ("easyboss", "aftership", "copycat", idle)
+        wait_for(lambda: all(env.condition("SyncRule", r) for r in rules), what="every rule reported")
+
+        runs = {
+            r: (
+                env.operator.metric("invsync_sync_runs_total", rule=r),
+                other.metric("invsync_sync_runs_total", rule=r),
+            )
+            for r in rules
+        }
+        for rule, (mine, theirs) in runs.items():
+            assert (mine > 0) != (theirs > 0), f"{rule} synced by exactly one shard: {runs}"
+        assert runs["copycat"][home] > 0 and runs[idle][1 - home] > 0
+        conflict = env.condition("SyncRule", "copycat", "Conflict")
+        assert conflict is not None and "owned by SyncRule aftership" in conflict["message"]
+        assert env.condition("SyncRule", "aftership", "Conflict") is None
+        assert summary(env, "copycat")["conflicted"] == 5 and summary(env, "copycat")["pushed"] == 0
+    finally:
+        other.stop()
