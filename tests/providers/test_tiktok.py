@@ -118,6 +118,17 @@ async def test_listings_page_across_several_pages(sandbox: Sandbox) -> None:
     )
 
 
+async def test_listings_of_some_seller_skus_only(sandbox: Sandbox) -> None:
+    channel = build_channel(store(sandbox), tiktok_secret(), retry=FAST)
+    wanted = {f"SKU-{i}-1" for i in range(150)} | {"SKU-7-0", "NOT-LISTED"}
+    listings = await channel.list_listings(wanted)
+    await channel.aclose()
+    assert {x.sku for x in listings} == wanted - {"NOT-LISTED"}
+    assert len(listings) == 151 * 2  # two warehouse slots each
+    # 151 SKUs in two searches of at most 100; each matches under a page of products
+    assert sandbox.state.read_pages["tiktok"] == 2
+
+
 async def test_push_partial_failure_fails_only_the_named_skus(sandbox: Sandbox) -> None:
     channel = build_channel(store(sandbox), tiktok_secret(), retry=FAST)
     updates = [

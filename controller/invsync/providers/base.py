@@ -85,8 +85,9 @@ class SalesChannel(Protocol):
 
     async def list_warehouses(self) -> list[ChannelWarehouse]: ...
 
-    async def list_listings(self) -> list[Listing]:
-        """Every live slot of the shop, all pages."""
+    async def list_listings(self, seller_skus: Collection[str] | None = None) -> list[Listing]:
+        """Every live slot of the shop, all pages; with ``seller_skus``, only those SKUs' slots
+        (what a webhook-triggered sync needs)."""
         ...
 
     async def push(self, product_id: str, updates: Sequence[SlotUpdate]) -> list[PushOutcome]:

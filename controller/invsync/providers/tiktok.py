@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ SEARCH_PATH = f"/product/{VERSION}/products/search"
 UPDATE_PATH = f"/product/{VERSION}/products/{{product_id}}/inventory/update"
 REFRESH_PATH = "/api/v2/token/refresh"
 PAGE_SIZE = 100
+SKU_FILTER_MAX = 100  # seller_skus per products search
 
 CODE_OK = 0
 CODE_RATE_LIMITED = 36009002
@@ -229,50 +230,70 @@ class TikTokChannel:
                 ProviderError, operation, f"{envelope.get('message', '')} (code {code})", str(code)
             )
 
-    async def list_listings(self) -> list[Listing]:
-        """All pages or nothing: a page failing after the first raises PartialReadError."""
+    async def list_listings(self, seller_skus: Collection[str] | None = None) -> list[Listing]:
+        """Every slot of the shop, or of these seller SKUs only (searched 100 at a time).
+
+        All pages or nothing: a page failing after the first raises PartialReadError.
+        """
+        wanted = sorted(set(seller_skus)) if seller_skus is not None else None
+        filters = (
+            [{}]
+            if wanted is None
+            else [
+                {"seller_skus": wanted[i : i + SKU_FILTER_MAX]} for i in range(0, len(wanted), SKU_FILTER_MAX)
+            ]
+        )
         listings: list[Listing] = []
-        token = ""
         pages = 0
-        products = 0
-        total: int | None = None
-        while True:
-            query = {"page_size": str(PAGE_SIZE)} | ({"page_token": token} if token else {})
-            try:
-                envelope = await self._call("products_search", "POST", SEARCH_PATH, query, {})
-                self._expect_ok("products_search", envelope)
-            except ProviderError as exc:
-                if pages == 0:
-                    raise
+        for body in filters:
+            token = ""
+            products = 0
+            total: int | None = None
+            while True:
+                query = {"page_size": str(PAGE_SIZE)} | ({"page_token": token} if token else {})
+                try:
+                    envelope = await self._call("products_search", "POST", SEARCH_PATH, query, body)
+                    self._expect_ok("products_search", envelope)
+                except ProviderError as exc:
+                    if pages == 0:
+                        raise
+                    raise self.transport.error(
+                        PartialReadError, "products_search", f"page {pages + 1} failed, nothing read: {exc}"
+                    ) from exc
+                data = envelope.get("data") or {}
+                pages += 1
+                if total is None and isinstance(data.get("total_count"), int):
+                    total = data["total_count"]
+                for product in data.get("products", []):
+                    products += 1
+                    listings += self._slots(product)
+                token = str(data.get("next_page_token") or "")
+                if not token:
+                    break
+            if total is not None and products != total:
                 raise self.transport.error(
-                    PartialReadError, "products_search", f"page {pages + 1} failed, nothing read: {exc}"
-                ) from exc
-            data = envelope.get("data") or {}
-            pages += 1
-            if total is None and isinstance(data.get("total_count"), int):
-                total = data["total_count"]
-            for product in data.get("products", []):
-                products += 1
-                for sku in product.get("skus", []):
-                    for slot in sku.get("inventory", []):
-                        listings.append(
-                            Listing(
-                                store=self.store,
-                                sku=str(sku.get("seller_sku", "")),
-                                product_id=str(product["id"]),
-                                sku_id=str(sku["id"]),
-                                channel_warehouse_id=str(slot["warehouse_id"]),
-                                quantity=int(slot.get("quantity", 0)),
-                            )
-                        )
-            token = str(data.get("next_page_token") or "")
-            if not token:
-                break
-        if total is not None and products != total:
-            raise self.transport.error(
-                PartialReadError, "products_search", f"read {products} products but the shop reports {total}"
-            )
+                    PartialReadError,
+                    "products_search",
+                    f"read {products} products but the shop reports {total}",
+                )
+        if wanted is not None:
+            keep = set(wanted)
+            listings = [x for x in listings if x.sku in keep]  # a product's other SKUs were not asked for
         return listings
+
+    def _slots(self, product: dict[str, Any]) -> list[Listing]:
+        return [
+            Listing(
+                store=self.store,
+                sku=str(sku.get("seller_sku", "")),
+                product_id=str(product["id"]),
+                sku_id=str(sku["id"]),
+                channel_warehouse_id=str(slot["warehouse_id"]),
+                quantity=int(slot.get("quantity", 0)),
+            )
+            for sku in product.get("skus", [])
+            for slot in sku.get("inventory", [])
+        ]
 
     async def push(self, product_id: str, updates: Sequence[SlotUpdate]) -> list[PushOutcome]:
         """One inventory update for the product; ``data.errors[]`` fail only the SKUs they name.

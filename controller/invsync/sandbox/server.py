@@ -189,7 +189,7 @@ class TikTokApi:
         if not 1 <= size <= 100:
             return self.envelope(None, CODE_BAD_PARAM, "page_size must be between 1 and 100", 400)
         offset = _offset(token)
-        if offset is None or offset > len(shop.order):
+        if offset is None:
             return self.envelope(None, CODE_BAD_PARAM, "The 'page_token' query parameter is invalid.", 400)
         try:
             body = await request.json() if await request.read() else {}
@@ -197,14 +197,27 @@ class TikTokApi:
             return self.envelope(None, CODE_BAD_PARAM, "The request body is not JSON.", 400)
         if not isinstance(body, dict):
             return self.envelope(None, CODE_BAD_PARAM, "The request body must be a JSON object.", 400)
+        wanted = body.get("seller_skus")
+        if wanted is None:
+            order: Sequence[str] = shop.order
+        elif isinstance(wanted, list) and len(wanted) <= 100 and all(isinstance(w, str) for w in wanted):
+            # through the seller-SKU index: a filtered search costs what it returns, not the catalogue
+            matched = {sku.product_id for w in wanted for sku in shop.by_seller_sku.get(w, [])}
+            order = sorted(matched, key=shop.position.__getitem__)
+        else:
+            return self.envelope(
+                None, CODE_BAD_PARAM, "seller_skus must be a list of at most 100 strings.", 400
+            )
+        if offset > len(order):
+            return self.envelope(None, CODE_BAD_PARAM, "The 'page_token' query parameter is invalid.", 400)
         self.state.read_pages["tiktok"] += 1
-        ids = shop.order[offset : offset + size]
+        ids = order[offset : offset + size]
         end = offset + len(ids)
         return self.envelope(
             {
                 "products": [shop.products[pid].json() for pid in ids],
-                "next_page_token": _cursor(end) if end < len(shop.order) else "",
-                "total_count": len(shop.order),
+                "next_page_token": _cursor(end) if end < len(order) else "",
+                "total_count": len(order),
             }
         )
 

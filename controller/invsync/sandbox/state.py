@@ -58,6 +58,7 @@ class TtShop:
     stale_tokens: set[str] = field(default_factory=set)  # replaced by a refresh: expired, not invalid
     products: dict[str, TtProduct] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict)  # product id -> index in order
     skus: dict[str, TtSku] = field(default_factory=dict)
     by_seller_sku: dict[str, list[TtSku]] = field(default_factory=dict)
 
@@ -85,6 +86,7 @@ class TtShop:
 
     def add(self, product: TtProduct) -> None:
         self.products[product.id] = product
+        self.position[product.id] = len(self.order)
         self.order.append(product.id)
         for sku in product.skus.values():
             self.skus[sku.id] = sku
