@@ -254,20 +254,25 @@ def test_unmatched_skus_are_left_alone_and_counted() -> None:
     assert plan.unmatched == {"s": 1}
 
 
-def test_unready_warehouse_holds_what_it_feeds_but_nothing_else() -> None:
+def test_an_unready_warehouse_contributes_nothing_and_what_only_it_could_feed_is_held() -> None:
     shop = store("mw", {"c1": ["a"], "c2": ["b"], "c3": ["a", "b"]})
     r = rule("r", ["mw"], [{"name": "a"}, {"name": "b"}])
+    records = [stock("a", "X", 10), stock("b", "X", 50), stock("b", "ONLY-B", 50)]
+    listings = [listing("mw", k, c, 4) for k in ("X", "ONLY-B") for c in ("c1", "c2", "c3")]
     w = world(
-        [r],
-        [shop],
-        [warehouse("a"), warehouse("b")],
-        [stock("a", "X", 10)],
-        [listing("mw", "X", c, 4) for c in ("c1", "c2", "c3")],
-        unready_warehouses=frozenset({"b"}),
+        [r], [shop], [warehouse("a"), warehouse("b")], records, listings, unready_warehouses=frozenset({"b"})
     )
     plan = compute_plan(w).rules["r"]
-    assert [(row.channel_warehouse_id, row.desired) for row in plan.rows] == [("c1", 10)]
-    assert plan.held == {"mw": 2}  # c2 and c3 are fed by b: never zeroed from missing data
+    # c1: a alone. c3: a counts, b (an inactive location, say) does not. c2 and ONLY-B: only b could
+    # feed them, so they are held rather than zeroed from missing data.
+    assert [(row.channel_warehouse_id, row.sku, row.desired, row.reason) for row in plan.rows] == [
+        ("c1", "X", 10, "ratio"),
+        ("c3", "X", 10, "ratio"),
+        ("c1", "ONLY-B", 0, "noSource"),
+    ]
+    assert plan.held == {"mw": 3}
+    [held] = [e for e in explain(w, "r", "ONLY-B") if e.channel_warehouse_id == "c3"]
+    assert held.desired is None and held.reason == "held"
 
 
 def test_channel_warehouses_not_managed() -> None:

@@ -24,7 +24,7 @@ from .records import Conflict, Listing, PlanRow, StockRecord
 
 SCALE: Final = 10000  # ratio percent x execution percent
 REASONS: Final = ("ratio", "threshold", "continueSelling", "fixed", "lowStock", "clamp", "noSource")
-HELD: Final = -1  # fed by an unready warehouse: not pushed (never push from bad data)
+HELD: Final = -1  # only unready warehouses could feed it: not pushed (never zero from missing data)
 UNMATCHED: Final = -2  # the SKU is in no source: left alone
 _NOT_MANAGED_STATUSES: Final = frozenset({"DISABLED", "RESTRICTED"})
 
@@ -119,7 +119,7 @@ class RulePlan:
     rule: str
     rows: PlanRows
     unmatched: Mapping[str, int]  # store -> slots whose SKU no source knows
-    held: Mapping[str, int]  # store -> slots fed by an unready warehouse (not pushed)
+    held: Mapping[str, int]  # store -> slots only unready warehouses could feed (not pushed)
     conflicts: Sequence[Conflict]
     oversell_risk: Mapping[str, Fraction]  # warehouse -> allocation ratio > 1 this rule draws on
 
@@ -324,8 +324,10 @@ class _Feed:
         stock: _Stock,
     ) -> None:
         self.rule = rule
-        self.ratios = ratios
+        # An unready Warehouse contributes nothing; a slot it alone could feed is held, never zeroed.
         self.unready = sorted(n for n in ratios if n in unready)
+        ratios = {n: r for n, r in ratios.items() if n not in unready}
+        self.ratios = ratios
         self.store_max = store_max
         self.preferred = preferred
         self.by_sku = stock.by_sku
@@ -348,12 +350,8 @@ class _Feed:
             return value, "fixed" if value == s.fixed else "clamp"
         if steps is not None:
             steps.append("3. no fixedQuantity override")
-        if self.unready:
-            if steps is not None:
-                steps.append(
-                    f"1. fed by unready warehouse(s) {', '.join(self.unready)}: held, nothing pushed"
-                )
-            return HELD, "held"
+            if self.unready:
+                steps.append(f"1. not Ready, contributing nothing: {', '.join(self.unready)}")
         records = self.by_sku.get(sku)
         if records is None:
             if steps is not None:
@@ -383,6 +381,10 @@ class _Feed:
                 if steps is not None:
                     steps.append(f"1. {name} contributes: available {r.available}, ratio {ratio}%")
                     terms.append(f"{available} x {ratio}%")
+        if not contributing and self.unready:
+            if steps is not None:
+                steps.append(f"1. no Ready warehouse stocks {sku}; unready ones might: held, nothing pushed")
+            return HELD, "held"
         if not contributing:
             if steps is not None:
                 candidates = ", ".join(sorted(self.ratios)) or "no warehouse"
