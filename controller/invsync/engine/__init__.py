@@ -11,8 +11,9 @@ Public API (the operator and the CLI code against exactly these):
   not their sum: two stores at 60 -> 6/5), ``Plan.listings``, ``Plan.effective()``.
 - ``RulePlan``: ``rows`` (a lazy Sequence[PlanRow] over the world's listings; ``rows.slots()`` yields
   (listing index, desired) without building rows), ``unmatched`` (store -> slots whose SKU no source
-  knows: left alone), ``held`` (store -> slots fed by an unready warehouse: never pushed),
-  ``conflicts`` (Conflict(store, owner, count): slots an older rule owns), ``oversell_risk``
+  knows: left alone), ``held`` (store -> slots only unready warehouses could feed: never pushed;
+  elsewhere an unready Warehouse simply contributes nothing), ``conflicts`` (Conflict(store, owner,
+  count): slots an older rule owns), ``oversell_risk``
   (warehouse -> allocation > 1 this rule draws on), ``counts() -> {store: StoreCounts}``.
 - A slot is not in ``rows`` when its SKU is excluded, owned by an older rule, in a channel warehouse
   not managed (Store mapping disabled or absent, platform DISABLED/RESTRICTED), fed by no Warehouse the
