@@ -89,7 +89,7 @@ async def test_sandbox_rejects_graphql_it_does_not_serve(sandbox: Sandbox) -> No
         assert "between 1 and 250" in bad.json()["errors"][0]["message"]
 
 
-def _shopify_webhook(payload: dict[str, int], secret: str) -> tuple[dict[str, str], bytes]:
+def _shopify_webhook(payload: dict[str, int | None], secret: str) -> tuple[dict[str, str], bytes]:
     body = json.dumps(payload).encode()
     mac = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     return {"X-Shopify-Hmac-Sha256": mac, "X-Shopify-Topic": "inventory_levels/update"}, body
@@ -115,6 +115,10 @@ async def test_shopify_webhook_maps_item_and_location_through_the_last_read(sand
     with pytest.raises(WebhookRejectedError, match="Hmac") as forged:
         fresh.parse_webhook(headers, body.replace(b"9", b"8"), HOOK_SECRET)
     assert forged.value.status == 401
+    untracked = _shopify_webhook({"inventory_item_id": 11, "location_id": 11, "available": None}, HOOK_SECRET)
+    assert [(r.available, r.continue_selling) for r in fresh.parse_webhook(*untracked, HOOK_SECRET)] == [
+        (0, True)
+    ]
     await fresh.aclose()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -79,6 +80,17 @@ def test_bad_config_exits_2_naming_file_and_field(tmp_path: Path) -> None:
     assert str(bad) in err and "tiktok.shops.0.warehouses.0.effect_status" in err and "\n" not in err
 
 
+def test_a_busy_port_exits_2_with_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc, _ = _start("--config", str(CONFIG), "--port", str(port))
+        assert proc.wait(timeout=20) == 2
+    assert proc.stderr is not None
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr.read()
+
+
 def test_config_errors_name_the_field() -> None:
     raw: dict[str, Any] = {
         "shopify": [{"shop": "m", "access_token": "x", "items": [{"sku": "A", "levels": {"L": 1}}]}]
@@ -89,6 +101,8 @@ def test_config_errors_name_the_field() -> None:
         load_config(raw)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(HERE / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"erp\.0\.name"):
+        SandboxThread({"erp": [{"name": "no spaces allowed"}]})
 
 
 def test_thread_runner_serves_synchronous_callers() -> None:

@@ -126,7 +126,11 @@ def verify_shopify(headers: Mapping[str, str], body: bytes, secret: str) -> dict
         raise WebhookRejectedError("Shopify webhook body is not JSON", status=400) from None
     if not isinstance(payload, dict):
         raise WebhookRejectedError("Shopify webhook body is not a JSON object", status=400)
-    for key in ("inventory_item_id", "location_id", "available"):
+    for key in ("inventory_item_id", "location_id"):
         if not isinstance(payload.get(key), int):
             raise WebhookRejectedError(f"Shopify webhook body: {key} must be an integer", status=400)
+    if payload.get("available") is None:
+        payload["available"] = 0  # Shopify sends null for untracked items (which continue selling)
+    elif not isinstance(payload["available"], int):
+        raise WebhookRejectedError("Shopify webhook body: available must be an integer or null", status=400)
     return payload

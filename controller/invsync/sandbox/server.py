@@ -784,7 +784,8 @@ class SandboxThread:
     def __init__(
         self, config: SandboxConfig | dict[str, Any] | str | Path, host: str = "127.0.0.1", port: int = 0
     ):
-        self._args = (config, host, port)
+        # validated here, so a bad config raises ConfigError in the caller's thread
+        self._args = (config if isinstance(config, SandboxConfig) else load_config(config), host, port)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="invsync-sandbox", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
