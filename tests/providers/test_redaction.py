@@ -7,8 +7,8 @@ import socket
 
 import httpx
 import pytest
+from platform_env import ERP_TOKEN, FAST, LOC1, SECRETS, SHOPIFY_TOKEN, source, store, tiktok_secret
 
-from conftest import ERP_TOKEN, FAST, LOC1, SECRETS, SHOPIFY_TOKEN, source, store, tiktok_secret
 from invsync.engine.records import SlotUpdate
 from invsync.providers import ProviderError, build_channel, build_source
 from invsync.sandbox.server import Sandbox

@@ -10,8 +10,7 @@ import time
 
 import httpx
 import pytest
-
-from conftest import (
+from platform_env import (
     ERP_ITEMS,
     ERP_TOKEN,
     FAST,
@@ -23,6 +22,7 @@ from conftest import (
     config,
     source,
 )
+
 from invsync.engine.records import StockRecord
 from invsync.providers import AuthError, PartialReadError, WebhookRejectedError, build_source
 from invsync.providers import shopify as sh

@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
+from platform_env import APP_KEY, APP_SECRET, FAST, PRODUCTS, TOKEN, config, store, tiktok_secret
 
-from conftest import APP_KEY, APP_SECRET, FAST, PRODUCTS, TOKEN, config, store, tiktok_secret
 from invsync.engine.records import SlotUpdate
 from invsync.metrics import REGISTRY
 from invsync.providers import (
