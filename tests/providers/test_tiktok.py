@@ -8,6 +8,8 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from platform_env import APP_KEY, APP_SECRET, FAST, PRODUCTS, TOKEN, config, store, tiktok_secret
 
 from invsync.engine.records import SlotUpdate
@@ -279,3 +281,18 @@ async def test_a_secret_without_a_required_key_names_the_key(sandbox: Sandbox) -
     del secret["app_secret"]
     with pytest.raises(CredentialsError, match=r"Store shop/tt-row_main: .* no key 'app_secret'"):
         build_channel(store(sandbox), secret)
+
+
+@given(
+    params=st.dictionaries(
+        st.text("abcde", min_size=1, max_size=6), st.text("xyz019", max_size=6), max_size=6
+    ),
+    body=st.binary(max_size=40),
+)
+def test_sign_ignores_param_order_and_the_excluded_keys(params: dict[str, str], body: bytes) -> None:
+    base = tt.sign(APP_SECRET, tt.SEARCH_PATH, params, body)
+    reordered = dict(reversed(list(params.items()))) | {"sign": "old", "access_token": TOKEN}
+    assert tt.sign(APP_SECRET, tt.SEARCH_PATH, reordered, body) == base
+    for key in params:
+        assert tt.sign(APP_SECRET, tt.SEARCH_PATH, params | {key: params[key] + "z"}, body) != base
+    assert tt.sign(APP_SECRET, tt.SEARCH_PATH, params, body + b" ") != base
