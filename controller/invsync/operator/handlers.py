@@ -123,6 +123,8 @@ class RuleWorker:
         return ann.get(REQUESTED_AT), ann.get(APPROVE_HOLD)
 
     def trigger(self) -> None:
+        if self.synced_generation is None:
+            return  # the first sync has not started: it will see the change anyway
         self.full = True
         self.wake.set()
 
@@ -280,7 +282,6 @@ class Operator:
         self.indices: Indices | None = None
         self.workers: dict[tuple[str, str], RuleWorker] = {}
         self.fingerprints: dict[tuple[str, str, str], Any] = {}
-        self.ready = False  # the first SyncRule event arrived: the initial listing is done
         self.started = False  # kopf's startup activities ran: /readyz answers 200
 
     # ---------------------------------------------------------------- snapshot
@@ -365,16 +366,17 @@ class Operator:
     # ---------------------------------------------------------------- triggers
 
     def touched(self, kind: str, namespace: str, name: str, fingerprint: Any) -> None:
-        """Wake the rules that use an object whose spec, labels or (Secret) data changed."""
+        """Wake the rules that use an object whose spec, labels or (Secret) data changed, and every
+        other rule of the namespace when a SyncRule is created, changed or deleted."""
         key = (kind, namespace, name)
         if self.fingerprints.get(key) == fingerprint:
             return
-        first = key not in self.fingerprints
         self.fingerprints[key] = fingerprint
-        if first and fingerprint is not None and not self.ready:
-            return  # the initial listing: every worker does a full sync on start anyway
-        for (ns, _), worker in self.workers.items():
-            if ns == namespace and ((kind, name) in worker.deps or kind in worker.selects):
+        for (ns, rule), worker in self.workers.items():
+            if ns != namespace:
+                continue
+            # Another rule's change can move ownership, conflicts and oversell risk of every rule.
+            if (kind == "SyncRule" and rule != name) or (kind, name) in worker.deps or kind in worker.selects:
                 worker.trigger()
 
     def webhook(self, namespace: str, source: str, rows: list[StockRecord]) -> int:
@@ -438,11 +440,13 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     @kopf.on.event(GROUP, VERSION, "syncrules", id="syncrules_event", registry=registry)
     async def syncrules_event(**kw: Any) -> None:
         attach(kw)
-        op.ready = True
-        if kw["event"].get("type") == "DELETED":
+        deleted = kw["event"].get("type") == "DELETED"
+        if deleted:
             await op.remove_rule(kw["namespace"], kw["name"])
         else:
             op.upsert_rule(_plain(kw["body"]))
+        mark = None if deleted else kw["body"]["metadata"].get("generation")
+        op.touched("SyncRule", kw["namespace"], kw["name"], mark)
 
     @kopf.on.cleanup(registry=registry)
     async def stop_workers(**_: Any) -> None:
