@@ -136,11 +136,21 @@ class RuleWorker:
             self.memory.arrivals.setdefault(r.sku, arrival)
         self.wake.set()
 
+    def _poll(self) -> float:
+        """The shortest pollInterval of the sources the rule reads: a full re-read is due then."""
+        idx = self.op.indices
+        polls = [
+            parse_duration((body.get("spec") or {}).get("pollInterval", "5m")).total_seconds()
+            for name, body in (_by_name(idx.sources, self.namespace).items() if idx is not None else ())
+            if ("InventorySource", name) in self.deps
+        ]
+        return max(min(polls, default=float("inf")), 1.0)
+
     async def run(self) -> None:
         failures = 0
         requeue: float | None = 0.0
         while True:
-            interval = self._interval()
+            interval = min(self._interval(), self._poll())
             timeout = interval if requeue is None else min(interval, requeue)
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout)

@@ -1,0 +1,94 @@
+"""Which changes wake which rule's worker, and which process owns a rule (no Kubernetes needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from invsync.engine.records import StockRecord
+from invsync.operator.handlers import Operator, RuleWorker
+from invsync.operator.kube import Kube
+from invsync.operator.reconcile import Shard
+
+
+def body(name: str, generation: int = 1, **annotations: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "shop", "generation": generation, "resourceVersion": "1",
+                     "annotations": annotations},
+        "spec": {"interval": "5m"},
+    }  # fmt: skip
+
+
+def worker(op: Operator, name: str, deps: set[tuple[str, str]], started: bool = True) -> RuleWorker:
+    w = RuleWorker(op, body(name))
+    w.deps = deps
+    if started:
+        w.synced_generation, w.synced_marks, w.full = 1, (None, None), False
+    op.workers[("shop", name)] = w
+    return w
+
+
+@pytest.fixture
+def op() -> Operator:
+    return Operator(Kube.__new__(Kube), Shard())
+
+
+def test_a_referenced_object_wakes_only_the_rules_using_it(op: Operator) -> None:
+    a = worker(op, "a", {("Store", "tt"), ("Secret", "tt-creds")})
+    b = worker(op, "b", {("Store", "other")})
+    op.touched("Secret", "shop", "tt-creds", "rv-1")
+    assert a.wake.is_set() and not b.wake.is_set()
+    a.wake.clear()
+    op.touched("Secret", "shop", "tt-creds", "rv-1")  # same resourceVersion: a status-only echo
+    assert not a.wake.is_set()
+
+
+def test_a_label_selector_rule_wakes_on_any_store(op: Operator) -> None:
+    a = worker(op, "a", set())
+    a.selects = {"Store"}
+    op.touched("Store", "shop", "new-store", (1, ()))
+    assert a.wake.is_set()
+
+
+def test_another_rule_changing_wakes_the_rest_of_the_namespace(op: Operator) -> None:
+    a, b = worker(op, "a", set()), worker(op, "b", set())
+    op.touched("SyncRule", "shop", "b", 2)
+    assert a.wake.is_set() and not b.wake.is_set()
+
+
+def test_spec_change_and_requested_at_trigger_but_a_status_write_does_not(op: Operator) -> None:
+    a = worker(op, "a", set())
+    a.update(body("a"))
+    assert not a.wake.is_set()
+    a.update(body("a", generation=2))
+    assert a.wake.is_set()
+    a.wake.clear()
+    a.synced_generation = 2
+    a.update(body("a", generation=2, **{"invsync.dev/requested-at": "2026-01-01T00:00:00Z"}))
+    assert a.wake.is_set()
+
+
+def test_nothing_wakes_a_worker_before_its_first_sync(op: Operator) -> None:
+    a = worker(op, "a", {("Store", "tt")}, started=False)
+    op.touched("Store", "shop", "tt", (2, ()))
+    assert not a.wake.is_set()
+
+
+def test_webhook_rows_go_to_the_rules_reading_that_source(op: Operator) -> None:
+    a = worker(op, "a", {("InventorySource", "wms")})
+    b = worker(op, "b", {("InventorySource", "shopify")})
+    rows = [StockRecord("wms", "L1", "A-1", 5)]
+    assert op.webhook("shop", "wms", rows) == 1
+    assert a.wake.is_set() and a.skus == {"A-1"} and a.webhook_rows == rows and "A-1" in a.memory.arrivals
+    assert not b.wake.is_set()
+
+
+def test_shard_parsing_and_ownership() -> None:
+    with pytest.raises(ValueError, match="I/N"):
+        Shard.parse("two")
+    with pytest.raises(ValueError, match="0 <= I < N"):
+        Shard.parse("2/2")
+    shards = [Shard.parse(f"{i}/3") for i in range(3)]
+    owners = [[s.owns("shop", f"rule-{n}") for s in shards] for n in range(50)]
+    assert all(sum(o) == 1 for o in owners)
