@@ -212,3 +212,24 @@ def test_shards_split_the_rules_and_agree_on_ownership(env: Env, tmp_path: Path)
         assert summary(env, "copycat")["conflicted"] == 5 and summary(env, "copycat")["pushed"] == 0
     finally:
         other.stop()
+
+
+def test_hand_edit_is_counted_as_drift_first_then_corrected(env: Env) -> None:
+    env.apply(seed_manifests(env.sandbox.url))
+    wait_for(lambda: converged(env), what="the seed quantities")
+    patch(env, "syncrule", "aftership", {"spec": {"push": {"mode": "DryRun"}}})
+    wait_for(lambda: reason(env, "syncrule", "aftership") == "DryRun", what="Ready reason DryRun")
+
+    env.admin(
+        "POST", "listing", {"shop": AS, "warehouse_id": "8001", "seller_sku": "HUNDRED", "quantity": 70}
+    )
+    assert env.invsync("sync", "aftership").returncode == 0
+    wait_for(lambda: summary(env, "aftership").get("drifted") == 1, what="the hand edit counted as drift")
+    assert env.operator.metric("invsync_listings", rule="aftership", state="drifted") == 1
+    assert env.operator.metric("invsync_drift_units", rule="aftership") == 20
+    assert env.quantities(AS)[("HUNDRED", "8001")] == 70
+
+    patch(env, "syncrule", "aftership", {"spec": {"push": {"mode": "Enforce"}}})
+    wait_for(lambda: env.quantities(AS)[("HUNDRED", "8001")] == 90, what="the drift corrected")
+    wait_for(lambda: summary(env, "aftership").get("drifted") == 0, what="drifted back to 0")
+    assert env.operator.metric("invsync_drift_units", rule="aftership") == 0
