@@ -107,7 +107,9 @@ class ReadState:
     stock: dict[tuple[str, str, str], StockRecord]
     listings: dict[SlotKey, Listing]
     unready: frozenset[str]
-    broken: frozenset[str]  # warehouses whose data must not drive a push (missing, source down)
+    # Named Warehouses that do not exist: the engine cannot see which slots they would feed, so the
+    # slots a Store maps to them are held here (unready ones are held by the engine itself).
+    missing: frozenset[str]
     channel_warehouse_status: dict[tuple[str, str], str]
     problems: list[Problem]
     objects: list[ObjectStatus]
@@ -387,7 +389,6 @@ async def read_world(
     objects += [o for _, o in source_reads if o is not None]
 
     unready: set[str] = set()
-    broken: set[str] = set(missing_whs)
     stock: dict[tuple[str, str, str], StockRecord] = {}
     for sread in sources.values():
         if sread.problem is not None:
@@ -413,16 +414,9 @@ async def read_world(
                     f"Warehouse {wname}: location {wh.spec.location_id} is inactive in InventorySource "
                     f"{wh.spec.source_ref.name}",
                 )
-                unready.add(wname)
         if problem is not None:
             unready.add(wname)
-            if problem.reason != "LocationInactive":
-                broken.add(wname)
         objects.append(_warehouse_status(wh, problem, sread.records))
-    for wname in missing_whs:
-        # A Store may map a channel warehouse to it: those slots must not be pushed either.
-        unready.add(wname)
-
     listings: dict[SlotKey, Listing] = {}
     cw_status: dict[tuple[str, str], str] = {}
     channels: dict[str, SalesChannel] = {}
@@ -444,7 +438,7 @@ async def read_world(
         stock=stock,
         listings=listings,
         unready=frozenset(unready),
-        broken=frozenset(broken),
+        missing=frozenset(missing_whs),
         channel_warehouse_status=cw_status,
         problems=problems,
         objects=objects,
@@ -508,9 +502,9 @@ def hold_is_approved(rule: SyncRule, hold_id: str) -> bool:
     return rule.metadata.annotations.get(APPROVE_HOLD) == hold_id
 
 
-def _tainted(row: PlanRow, snap: Snapshot, rule_whs: Collection[str], broken: Collection[str]) -> bool:
+def _tainted(row: PlanRow, snap: Snapshot, rule_whs: Collection[str], missing: Collection[str]) -> bool:
     store = snap.stores.get(row.store)
-    return store is not None and bool(feeders(store, row.channel_warehouse_id, rule_whs) & set(broken))
+    return store is not None and bool(feeders(store, row.channel_warehouse_id, rule_whs) & set(missing))
 
 
 async def sync_rule(
@@ -594,7 +588,7 @@ async def _plan_and_push(
 
     rows = list(rplan.rows)
     # Slots a missing Warehouse would feed: the engine cannot know them, so they are held here.
-    tainted = {_slot(r) for r in rows if _tainted(r, snap, feeding, state.broken)}
+    tainted = {_slot(r) for r in rows if _tainted(r, snap, feeding, state.missing)}
     candidates = [r for r in rows if _slot(r) not in tainted and r.live != r.desired]
 
     due, settling_for = _settle(
@@ -644,7 +638,7 @@ async def _plan_and_push(
     else:
         full_plan = compute_plan(replace(world, listings=list(state.listings.values()))).rules[rule.name]
         full_rows = list(full_plan.rows)
-        tainted |= {_slot(r) for r in full_rows if _tainted(r, snap, feeding, state.broken)}
+        tainted |= {_slot(r) for r in full_rows if _tainted(r, snap, feeding, state.missing)}
     counts = _count(rule, snap, full_rows, tainted, outcomes)
 
     for store_name, c in counts.items():
