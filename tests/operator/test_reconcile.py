@@ -317,6 +317,7 @@ async def test_unknown_location_holds_what_it_feeds() -> None:
     assert wh.conditions[0].reason == "LocationNotFound"
     assert "location L9 not found in InventorySource wms" in wh.conditions[0].message
     assert ready(report)["reason"] == "LocationNotFound"
+    assert report.status["summary"]["held"] == 1  # the CW2 slot, fed by the unknown location
 
 
 async def test_safety_hold_until_approved() -> None:
@@ -328,6 +329,7 @@ async def test_safety_hold_until_approved() -> None:
     assert ch.pushes == [] and report.result == "held"
     hold = report.status["hold"]
     assert hold["zeroing"] == 4 and hold["of"] == 4
+    assert report.status["summary"]["held"] == 4 and report.stores["tt"].held == 4
     assert find(report.status["conditions"], "Stalled") is not None
     approved = rule(annotations={APPROVE_HOLD: hold["id"]}, safety={"maxZeroFraction": 0.5, "minListings": 2})
     report = await run(approved, world(approved), ports)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,7 @@ import kopf
 from pydantic import ValidationError
 
 from .. import metrics
-from ..api import GROUP, VERSION, InventorySource, Store, SyncRule, Warehouse, parse_duration
+from ..api import GROUP, VERSION, InventorySource, Store, SyncRule, SyncRuleStatus, Warehouse, parse_duration
 from ..api.common import Resource
 from ..engine.records import StockRecord
 from .conditions import RECONCILING, Cond, with_condition
@@ -46,15 +47,7 @@ RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry soone
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
     """A detached copy of a kopf body (kopf bodies are live views)."""
-    return {k: _detach(v) for k, v in body.items()}
-
-
-def _detach(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _detach(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_detach(v) for v in value]
-    return value
+    return copy.deepcopy(dict(body))
 
 
 def _parse(model: type[Resource], body: Mapping[str, Any]) -> Any:
@@ -240,6 +233,9 @@ class RuleWorker:
                     in_sync=c.in_sync,
                     drifted=c.drifted,
                     failed=c.failed,
+                    unmatched=c.unmatched,
+                    held=c.held,
+                    conflicted=c.conflicted,
                     drift_units=c.drift_units,
                     pushed_ok=c.pushed,
                     pushed_failed=c.failed,
@@ -265,9 +261,7 @@ class RuleWorker:
         self.last_warnings = warnings
 
 
-def _parse_status(body: Mapping[str, Any]) -> Any:
-    from ..api.kinds import SyncRuleStatus
-
+def _parse_status(body: Mapping[str, Any]) -> SyncRuleStatus | None:
     raw = body.get("status")
     if not raw:
         return None

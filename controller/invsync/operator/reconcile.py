@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any, Literal, Protocol
 
 from ..api import InventorySource, Store, SyncRule, Warehouse, parse_duration
-from ..engine import PlanRow, World, compute_plan, push_batches, safety_hold
+from ..engine import PlanRow, RulePlan, World, compute_plan, push_batches, safety_hold
 from ..engine.records import ChannelWarehouse, Listing, Location, StockRecord
 from ..providers.base import (
     AuthError,
@@ -92,11 +92,17 @@ class Event:
 
 @dataclass(slots=True)
 class StoreCounts:
+    """One store's slots after a sync. `failed` and `held` slots are drifted too; `unmatched` and
+    `conflicted` ones are not managed by the rule, so not among its `listings`."""
+
     listings: int = 0
     in_sync: int = 0
     drifted: int = 0
     pushed: int = 0
     failed: int = 0
+    unmatched: int = 0
+    held: int = 0
+    conflicted: int = 0
     drift_units: int = 0
 
 
@@ -146,9 +152,6 @@ class SyncReport:
     events: list[Event]
     result: Result
     stores: dict[str, StoreCounts]
-    unmatched: int
-    held: int
-    conflicted: int
     allocation: Mapping[str, Fraction]
     change_to_push: list[float]
     requeue_after: float | None  # seconds until a settling increase becomes due
@@ -639,7 +642,7 @@ async def _plan_and_push(
         full_plan = compute_plan(replace(world, listings=list(state.listings.values()))).rules[rule.name]
         full_rows = list(full_plan.rows)
         tainted |= {_slot(r) for r in full_rows if _tainted(r, snap, feeding, state.missing)}
-    counts = _count(rule, snap, full_rows, tainted, outcomes)
+    counts = _count(rule, snap, full_plan, full_rows, tainted, {_slot(r) for r in held_rows}, outcomes)
 
     for store_name, c in counts.items():
         if c.failed:
@@ -658,15 +661,12 @@ async def _plan_and_push(
         acked - arrived for o in changed if (arrived := memory.arrivals.pop(o.update.sku, None)) is not None
     ]
 
-    conflicted = sum(c.count for c in full_plan.conflicts)
     events += [
         Event(
             "Warning", "Conflict", f"{c.count} SKUs on Store {c.store} are owned by older SyncRule {c.owner}"
         )
         for c in full_plan.conflicts
     ]
-    unmatched = sum(full_plan.unmatched.values())
-    held = len(held_rows) + sum(full_plan.held.values()) + len(tainted)
     not_pushed = sum(full_plan.held.values()) + len(tainted)
     if not_pushed and problems:
         problems.append(
@@ -692,16 +692,13 @@ async def _plan_and_push(
     else:
         result = "success"
 
-    status = _rule_status(rule, conds, counts, unmatched, held, conflicted, hold, now)
+    status = _rule_status(rule, conds, counts, hold, now)
     return SyncReport(
         status=status,
         objects=state.objects,
         events=events,
         result=result,
         stores=counts,
-        unmatched=unmatched,
-        held=held,
-        conflicted=conflicted,
         allocation=plan.allocation,
         change_to_push=change_to_push,
         requeue_after=settling_for,
@@ -739,18 +736,25 @@ def _settle(
 def _count(
     rule: SyncRule,
     snap: Snapshot,
+    plan: RulePlan,
     rows: Sequence[PlanRow],
     tainted: Collection[SlotKey],
+    held: Collection[SlotKey],
     outcomes: Mapping[SlotKey, PushOutcome],
 ) -> dict[str, StoreCounts]:
     """Per-store counts after the sync: `drifted` is what still differs once the pushes are done."""
     counts = {s: StoreCounts() for s in selected_stores(rule, snap.stores)[0]}
+    for store, engine in plan.counts().items():
+        c = counts.setdefault(store, StoreCounts())
+        c.unmatched, c.held, c.conflicted = engine.unmatched, engine.held, engine.conflicted
     for row in rows:
         key = _slot(row)
         c = counts.setdefault(row.store, StoreCounts())
         c.listings += 1
         if key in tainted:
+            c.held += 1
             continue
+        c.held += key in held
         outcome = outcomes.get(key)
         live = row.live
         if outcome is not None:
@@ -811,23 +815,12 @@ def _rule_conditions(
 
 
 def _rule_status(
-    rule: SyncRule,
-    conds: Sequence[Cond],
-    counts: Mapping[str, StoreCounts],
-    unmatched: int,
-    held: int,
-    conflicted: int,
-    hold: Any,
-    now: datetime,
+    rule: SyncRule, conds: Sequence[Cond], counts: Mapping[str, StoreCounts], hold: Any, now: datetime
 ) -> dict[str, Any]:
     old = rule.status.model_dump(by_alias=True, exclude_none=True) if rule.status is not None else {}
-    total = StoreCounts()
-    for c in counts.values():
-        total.listings += c.listings
-        total.in_sync += c.in_sync
-        total.drifted += c.drifted
-        total.pushed += c.pushed
-        total.failed += c.failed
+    total = StoreCounts(
+        *(sum(getattr(c, f) for c in counts.values()) for f in StoreCounts.__dataclass_fields__)
+    )
     status: dict[str, Any] = {
         "observedGeneration": rule.metadata.generation,
         "conditions": merge(old.get("conditions"), conds, generation=rule.metadata.generation, now=now),
@@ -837,9 +830,9 @@ def _rule_status(
             "drifted": total.drifted,
             "pushed": total.pushed,
             "failed": total.failed,
-            "unmatched": unmatched,
-            "held": held,
-            "conflicted": conflicted,
+            "unmatched": total.unmatched,
+            "held": total.held,
+            "conflicted": total.conflicted,
         },
         "stores": [
             {
