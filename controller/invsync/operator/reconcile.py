@@ -615,7 +615,6 @@ async def _plan_and_push(
     pushing = spec.push.mode == "Enforce" and not spec.suspend
     outcomes: dict[SlotKey, PushOutcome] = {}
     if pushing and due:
-        await progress(0, len(due))
         outcomes, refused = await push_rows(due, spec.push.order, channels, progress)
         for name in refused:
             msg = (
