@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InputError
+from ..providers import RetryPolicy
 from .conditions import find, rfc3339
 from .reconcile import REQUESTED_AT, Shard
 
@@ -31,6 +32,13 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--metrics-port", type=int, default=8080, help="/metrics, /healthz, /readyz")
     run.add_argument("--webhook-port", type=int, default=8081, help="POST /webhooks/{namespace}/{source}")
     run.add_argument("--shard", default="0/1", help="I/N: take the rules whose stable hash mod N is I")
+    run.add_argument(
+        "--platform-timeout",
+        type=float,
+        default=RetryPolicy().timeout,
+        metavar="SECONDS",
+        help="give up on one platform or source request after this long (then retry); default 30",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=cmd_run)
 
@@ -50,6 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard = Shard.parse(args.shard)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if not args.platform_timeout > 0:
+        raise InputError(f"--platform-timeout {args.platform_timeout:g}: must be > 0")
     if args.metrics_port == args.webhook_port:
         raise InputError("--metrics-port and --webhook-port must differ")
     logging.basicConfig(
@@ -66,21 +76,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                 shard,
                 args.metrics_port,
                 args.webhook_port,
+                RetryPolicy(timeout=args.platform_timeout),
             )
         )
     return 0
 
 
 async def _operate(
-    namespaces: Sequence[str], clusterwide: bool, shard: Shard, metrics_port: int, webhook_port: int
+    namespaces: Sequence[str],
+    clusterwide: bool,
+    shard: Shard,
+    metrics_port: int,
+    webhook_port: int,
+    retry: RetryPolicy,
 ) -> None:
     import kopf
 
     from .handlers import Operator, register
     from .http import metrics_app, serve, webhook_app
-    from .kube import Kube, load_config
+    from .kube import Kube, KubePorts, load_config
 
     op = Operator(Kube(load_config()), shard)
+    op.ports = KubePorts(op.kube, op.read_secret, retry)
     registry = kopf.OperatorRegistry()
     register(registry, op)
 

@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, VERSION, InventorySource, Store
 from ..errors import InputError
-from ..providers import build_channel, build_source
+from ..providers import RetryPolicy, build_channel, build_source
 from ..providers.base import InventorySourceProvider, SalesChannel
 
 PLURALS = {
@@ -98,15 +98,19 @@ class KubePorts:
     """`reconcile.Ports` backed by the cluster's Secrets and the real platform clients."""
 
     def __init__(
-        self, kube: Kube, read_secret: Callable[[str, str], Awaitable[Mapping[str, str] | None]] | None = None
+        self,
+        kube: Kube,
+        read_secret: Callable[[str, str], Awaitable[Mapping[str, str] | None]] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._read_secret = read_secret or kube.read_secret
+        self._retry = retry
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
         return await self._read_secret(namespace, name)
 
     def channel(self, store: Store, secret: Mapping[str, str]) -> SalesChannel:
-        return build_channel(store, secret)
+        return build_channel(store, secret, retry=self._retry)
 
     def source(self, source: InventorySource, secret: Mapping[str, str] | None) -> InventorySourceProvider:
-        return build_source(source, secret)
+        return build_source(source, secret, retry=self._retry)
