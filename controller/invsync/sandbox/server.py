@@ -490,6 +490,8 @@ class ErpApi:
         if effect is None:
             return None
         await asyncio.sleep(effect.latency)
+        if effect.empty and operation == "inventory":
+            return _json({"items": [], "nextCursor": None})
         if not effect.status:
             return None
         headers = {"Retry-After": f"{effect.retry_after:g}"} if effect.retry_after is not None else None

@@ -177,6 +177,7 @@ class Fault(BaseModel):
     retry_after: float | None = Field(default=None, ge=0)  # Retry-After sent with those 429s
     partial_pages: bool = False  # only continuation pages (with a cursor) fail: a read breaks mid-way
     count: int | None = Field(default=None, ge=1)  # stop after affecting this many requests
+    empty: bool = False  # ERP inventory reads answer 200 with no items: a source that lost its data
 
     def matches(self, platform: str, operation: str, target: str, continuation: bool) -> bool:
         if self.count is not None and self.count <= 0:
@@ -193,6 +194,7 @@ class Effect:
     status: int = 0
     code: int | None = None
     retry_after: float | None = None
+    empty: bool = False
 
 
 class SandboxState:
@@ -275,13 +277,13 @@ class SandboxState:
                 fault.burst429 -= 1
                 return Effect(fault.latency, 429, fault.code, fault.retry_after)
             erroring = bool(fault.status) and self.random.random() < fault.error_rate
-            if not erroring and not fault.latency:
+            if not erroring and not fault.latency and not fault.empty:
                 continue
             if fault.count is not None:
                 fault.count -= 1
             if erroring:
                 return Effect(fault.latency, fault.status, fault.code, fault.retry_after)
-            return Effect(fault.latency)
+            return Effect(fault.latency, empty=fault.empty)
         return None
 
     def counts(self) -> dict[str, Any]:
