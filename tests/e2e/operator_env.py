@@ -189,9 +189,11 @@ def env_fixture(
     kubeconfig: Path,
     tmp_path: Path,
     sandbox_config: Callable[[Operator], dict[str, Any]],
+    args: Sequence[str] = (),
 ) -> Iterator[Env]:
-    """Start the sandbox (its webhooks aimed at the operator) and the operator for one test."""
-    op = Operator(kubeconfig, namespace, tmp_path / "operator.log")
+    """Start the sandbox (its webhooks aimed at the operator) and the operator (`invsync run ARGS`)
+    for one test."""
+    op = Operator(kubeconfig, namespace, tmp_path / "operator.log", args=tuple(args))
     config = sandbox_config(op)
     sandbox = SandboxThread(config)
     sb = sandbox.start()

@@ -139,6 +139,7 @@ class ControlPlane:
         self._kubeconfig = kubeconfig
         self._dir: Path | None = None
         self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._apiserver_argv: list[str] = []
         self.server = ""
 
     # ------------------------------------------------------------------ lifecycle
@@ -260,32 +261,46 @@ class ControlPlane:
 
         port = _free_port()
         self.server = f"https://127.0.0.1:{port}"
-        apiserver = self._spawn(
-            "kube-apiserver",
-            [
-                str(self.bin_dir / "kube-apiserver"),
-                f"--etcd-servers={etcd_url}",
-                f"--cert-dir={d}",
-                f"--tls-cert-file={d / 'apiserver.crt'}",
-                f"--tls-private-key-file={d / 'apiserver.key'}",
-                f"--client-ca-file={d / 'ca.crt'}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={port}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--allow-privileged=true",
-                # as envtest: no controller-manager creates the default ServiceAccount Pods would need
-                "--disable-admission-plugins=ServiceAccount",
-                "--authorization-mode=RBAC",
-                f"--service-account-issuer={self.server}/",
-                f"--service-account-key-file={d / 'sa-signer.pub'}",
-                f"--service-account-signing-key-file={d / 'sa-signer.key'}",
-            ],
-        )
+        self._apiserver_argv = [
+            str(self.bin_dir / "kube-apiserver"),
+            f"--etcd-servers={etcd_url}",
+            f"--cert-dir={d}",
+            f"--tls-cert-file={d / 'apiserver.crt'}",
+            f"--tls-private-key-file={d / 'apiserver.key'}",
+            f"--client-ca-file={d / 'ca.crt'}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            # as envtest: no controller-manager creates the default ServiceAccount Pods would need
+            "--disable-admission-plugins=ServiceAccount",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={self.server}/",
+            f"--service-account-key-file={d / 'sa-signer.pub'}",
+            f"--service-account-signing-key-file={d / 'sa-signer.key'}",
+        ]
+        self._start_apiserver(deadline)
+
+    def _start_apiserver(self, deadline: float) -> None:
+        apiserver = self._spawn("kube-apiserver", self._apiserver_argv)
         with self._admin_client(timeout=2.0) as client:  # only our API server has a cert of our CA
             self._wait_ready(
                 "kube-apiserver", apiserver, lambda: client.get("/readyz").status_code == 200, deadline
             )
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver alone (etcd keeps every object): clients see the API vanish, as in an
+        upgrade of the control plane."""
+        for name, proc in list(self._processes):
+            if name == "kube-apiserver":
+                proc.terminate()
+                proc.wait(timeout=30)
+                self._processes.remove((name, proc))
+
+    def start_apiserver(self, timeout: float = START_TIMEOUT) -> None:
+        """Start kube-apiserver again on the same address, over the same etcd."""
+        self._start_apiserver(time.monotonic() + timeout)
 
     def _wait_ready(
         self, name: str, proc: subprocess.Popen[bytes], ready: Callable[[], bool], deadline: float
