@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,10 +28,19 @@ TIMEOUT = 60.0  # generous: the machine is shared; every wait polls and returns 
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports (held open together, so the kernel cannot hand out one twice)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 @dataclass
@@ -41,10 +50,14 @@ class Operator:
     kubeconfig: Path
     namespace: str
     log: Path
-    metrics_port: int = field(default_factory=free_port)
-    webhook_port: int = field(default_factory=free_port)
+    metrics_port: int = 0  # 0: two free ports are picked
+    webhook_port: int = 0
     args: tuple[str, ...] = ()  # extra `invsync run` arguments, e.g. ("--shard", "0/2")
     proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.metrics_port or not self.webhook_port:
+            self.metrics_port, self.webhook_port = free_ports(2)
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}

@@ -283,3 +283,32 @@ def test_missing_and_wrong_references_are_named_while_the_rest_keeps_syncing(env
         lambda: (env.condition("Store", "tiktok-nosecret") or {}).get("status") == "True",
         what="the store Ready once its Secret exists",
     )
+
+
+def test_objects_no_rule_uses_still_get_their_status(env: Env) -> None:
+    url = env.sandbox.url
+    env.apply(
+        [
+            secret("wrong-creds", {"app_key": "app-key", "app_secret": "app-secret", "access_token": "bad"}),
+            secret("wms-creds", {"token": "wms-token"}),
+            resource("Store", "lonely", {"platform": "tiktok", "endpoint": url, "shopCipher": AS,
+                                         "credentialsSecretRef": {"name": "wrong-creds"}}),
+            resource("InventorySource", "wms", {"provider": "http", "endpoint": f"{url}/erp/wms",
+                                                "credentialsSecretRef": {"name": "wms-creds"}}),
+            resource("Warehouse", "known", {"sourceRef": {"name": "wms"}, "locationId": "L1"}),
+            resource("Warehouse", "unknown", {"sourceRef": {"name": "wms"}, "locationId": "L9"}),
+            resource("Warehouse", "orphan", {"sourceRef": {"name": "nowhere"}, "locationId": "L1"}),
+        ]
+    )  # fmt: skip
+    expected = {
+        ("Store", "lonely"): ("False", "AuthFailed"),
+        ("InventorySource", "wms"): ("True", "Fetched"),
+        ("Warehouse", "known"): ("True", "Available"),
+        ("Warehouse", "unknown"): ("False", "LocationNotFound"),
+        ("Warehouse", "orphan"): ("False", "SourceNotFound"),
+    }
+    for (kind, name), want in expected.items():
+        cond = wait_for(lambda k=kind, n=name: env.condition(k, n), what=f"{kind} {name} Ready condition")
+        assert (cond["status"], cond["reason"]) == want, (kind, name, cond)
+    assert "InventorySource nowhere not found" in env.condition("Warehouse", "orphan")["message"]  # type: ignore[index]
+    assert env.status("Warehouse", "known")["available"] == 100

@@ -44,11 +44,14 @@ def test_a_referenced_object_wakes_only_the_rules_using_it(op: Operator) -> None
     assert not a.wake.is_set()
 
 
-def test_a_label_selector_rule_wakes_on_any_store(op: Operator) -> None:
+async def test_a_label_selector_rule_wakes_on_any_store(op: Operator) -> None:
     a = worker(op, "a", set())
     a.selects = {"Store"}
     op.touched("Store", "shop", "new-store", (1, ()))
     assert a.wake.is_set()
+    # No rule names the store: it gets a status probe of its own (cancelled here).
+    assert list(op.probes) == [("shop", "Store", "new-store")]
+    await op.stop()
 
 
 def test_another_rule_changing_wakes_the_rest_of_the_namespace(op: Operator) -> None:
@@ -69,10 +72,11 @@ def test_spec_change_and_requested_at_trigger_but_a_status_write_does_not(op: Op
     assert a.wake.is_set()
 
 
-def test_nothing_wakes_a_worker_before_its_first_sync(op: Operator) -> None:
+async def test_nothing_wakes_a_worker_before_its_first_sync(op: Operator) -> None:
     a = worker(op, "a", {("Store", "tt")}, started=False)
     op.touched("Store", "shop", "tt", (2, ()))
     assert not a.wake.is_set()
+    await op.stop()
 
 
 def test_webhook_rows_go_to_the_rules_reading_that_source(op: Operator) -> None:

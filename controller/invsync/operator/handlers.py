@@ -36,6 +36,8 @@ from .reconcile import (
     Snapshot,
     dependencies,
     object_patch,
+    observe_source,
+    observe_store,
     status_patch,
     sync_rule,
 )
@@ -43,6 +45,7 @@ from .reconcile import (
 log = logging.getLogger("invsync.operator")
 
 RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
+PROBE_DELAY = 2.0  # before probing an object no rule uses: lets the rules' first syncs claim theirs
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,6 +290,7 @@ class Operator:
         self.workers: dict[tuple[str, str], RuleWorker] = {}
         self.fingerprints: dict[tuple[str, str, str], Any] = {}
         self.started = False  # kopf's startup activities ran: /readyz answers 200
+        self.probes: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     # ---------------------------------------------------------------- snapshot
 
@@ -360,6 +364,8 @@ class Operator:
         metrics.forget_rule(namespace, name)
 
     async def stop(self) -> None:
+        for probe in list(self.probes.values()):
+            probe.cancel()
         for ns, name in list(self.workers):
             worker = self.workers.pop((ns, name))
             if worker.task is not None:
@@ -382,6 +388,38 @@ class Operator:
             # Another rule's change can move ownership, conflicts and oversell risk of every rule.
             if (kind == "SyncRule" and rule != name) or (kind, name) in worker.deps or kind in worker.selects:
                 worker.trigger()
+        if fingerprint is not None and kind in ("Store", "Warehouse", "InventorySource"):
+            self._probe_later(namespace, kind, name)
+
+    def _probe_later(self, namespace: str, kind: str, name: str) -> None:
+        """Give a Store, or an InventorySource and its Warehouses, a status even when no rule uses it."""
+        if kind == "Warehouse":
+            body = _by_name(self.indices.warehouses, namespace).get(name) if self.indices else None
+            if body is None:
+                return
+            kind, name = "InventorySource", body["spec"]["sourceRef"]["name"]
+        key = (namespace, kind, name)
+        if key in self.probes or not self.shard.owns(namespace, f"{kind}/{name}"):
+            return
+        self.probes[key] = asyncio.create_task(self._probe(*key), name=f"probe {kind} {namespace}/{name}")
+
+    async def _probe(self, namespace: str, kind: str, name: str) -> None:
+        try:
+            await asyncio.sleep(PROBE_DELAY)
+            if any(ns == namespace and (kind, name) in w.deps for (ns, _), w in self.workers.items()):
+                return  # a rule reads it and writes its status
+            snap = self.snapshot(namespace)
+            if kind == "Store":
+                found = (
+                    await observe_store(snap, name, self.ports, self.shared) if name in snap.stores else []
+                )
+            else:
+                found = await observe_source(snap, name, self.ports, self.shared, _now())
+            await self.write_objects(namespace, found, _now())
+        except Exception:
+            log.exception("%s %s/%s: status probe failed", kind, namespace, name)
+        finally:
+            self.probes.pop((namespace, kind, name), None)
 
     def webhook(self, namespace: str, source: str, rows: list[StockRecord]) -> int:
         arrival = time.monotonic()
@@ -425,7 +463,7 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
             )
 
     def touched(kind: str) -> Any:
-        def on_event(**kw: Any) -> None:
+        async def on_event(**kw: Any) -> None:  # async: kopf runs it in the loop, not in a thread
             attach(kw)
             if kind == "Secret":
                 deleted = kw["event"].get("type") == "DELETED"

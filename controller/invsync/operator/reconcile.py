@@ -372,6 +372,44 @@ def _warehouse_status(wh: Warehouse, problem: Problem | None, records: Iterable[
     )
 
 
+def _warehouse_problem(wh: Warehouse, read: _SourceRead) -> Problem | None:
+    """Why a Warehouse is not Ready after its source was read, if it is not."""
+    if read.problem is not None:
+        return read.problem
+    # A source that lists no locations (a generic HTTP source may not) knows every location.
+    loc = read.locations.get(wh.spec.location_id, None if read.locations else Location(""))
+    where = f"Warehouse {wh.name}: location {wh.spec.location_id}"
+    if loc is None:
+        return Problem("LocationNotFound", f"{where} not found in InventorySource {wh.spec.source_ref.name}")
+    if not loc.active:
+        return Problem(
+            "LocationInactive", f"{where} is inactive in InventorySource {wh.spec.source_ref.name}"
+        )
+    return None
+
+
+async def observe_source(
+    snap: Snapshot, name: str, ports: Ports, shared: SharedMemory, now: datetime
+) -> list[ObjectStatus]:
+    """The status of an InventorySource and of every Warehouse in it, for objects no rule reads."""
+    read, status = await _read_source(snap, name, ports, shared, now)
+    found = [status] if status is not None else []
+    return found + [
+        _warehouse_status(wh, _warehouse_problem(wh, read), read.records)
+        for wh in snap.warehouses.values()
+        if wh.spec.source_ref.name == name
+    ]
+
+
+async def observe_store(snap: Snapshot, name: str, ports: Ports, shared: SharedMemory) -> list[ObjectStatus]:
+    """The status of a Store no rule uses: its credentials, channel warehouses and listings."""
+    read = await _read_store(snap, name, ports)
+    if read.channel is not None:
+        await read.channel.aclose()
+    store = snap.stores[name]
+    return [_store_status(store, read, shared.refusal(store), len(read.listings))]
+
+
 async def read_world(
     rule: SyncRule, snap: Snapshot, ports: Ports, shared: SharedMemory, now: datetime
 ) -> tuple[ReadState, dict[str, SalesChannel]]:
@@ -401,24 +439,11 @@ async def read_world(
     for wname in wh_names:
         wh = snap.warehouses[wname]
         sread = sources[wh.spec.source_ref.name]
-        problem = sread.problem
-        if problem is None:
-            loc = sread.locations.get(wh.spec.location_id, None if sread.locations else Location(""))
-            if loc is None:
-                problem = Problem(
-                    "LocationNotFound",
-                    f"Warehouse {wname}: location {wh.spec.location_id} not found in InventorySource "
-                    f"{wh.spec.source_ref.name}",
-                )
-                problems.append(problem)
-            elif not loc.active:
-                problem = Problem(
-                    "LocationInactive",
-                    f"Warehouse {wname}: location {wh.spec.location_id} is inactive in InventorySource "
-                    f"{wh.spec.source_ref.name}",
-                )
+        problem = _warehouse_problem(wh, sread)
         if problem is not None:
             unready.add(wname)
+            if problem.reason in ("LocationNotFound", "LocationInactive"):
+                problems.append(problem)
         objects.append(_warehouse_status(wh, problem, sread.records))
     listings: dict[SlotKey, Listing] = {}
     cw_status: dict[tuple[str, str], str] = {}
