@@ -119,6 +119,11 @@ def test_webhook_change_reaches_the_channel_and_a_hand_edit_is_corrected(env: En
     delivery = env.admin("POST", "stock", {"source": "wms", "location": "L1", "sku": "A", "available": 40})
     assert delivery["webhook"]["status"] == 202, delivery
     wait_for(lambda: env.quantities(MW)[("A", "7001")] == 18, what="40 x 90% x 50% = 18 on the channel")
+    # Webhook arrival -> channel acknowledged, measured.
+    wait_for(
+        lambda: env.operator.metric("invsync_change_to_push_seconds_count", platform="tiktok") >= 1,
+        what="invsync_change_to_push_seconds observed",
+    )
 
     # A seller edits a listing by hand: the next sync (requested now) finds the drift and sets it back.
     env.admin("POST", "listing", {"shop": AS, "warehouse_id": "8001", "seller_sku": "HUNDRED", "quantity": 7})
