@@ -150,7 +150,10 @@ def test_store_not_whitelisted_is_said_plainly_and_oversell_risk_only_warns(env:
     risk = env.condition("SyncRule", "easyboss", "OversellRisk")
     assert risk is not None and "w1 at 1.30" in risk["message"]
     assert ready(env, "easyboss") and converged(env)
-    assert env.operator.metric("invsync_pool_allocation_ratio", warehouse="w1") == pytest.approx(1.3)
+    wait_for(
+        lambda: env.operator.metric("invsync_pool_allocation_ratio", warehouse="w1") == pytest.approx(1.3),
+        what="invsync_pool_allocation_ratio{warehouse=w1} 1.3",
+    )
 
 
 def test_deleting_a_rule_is_never_blocked_and_forgets_its_metrics(env: Env) -> None:
@@ -196,13 +199,17 @@ def test_shards_split_the_rules_and_agree_on_ownership(env: Env, tmp_path: Path)
         rules = ("easyboss", "aftership", "copycat", idle)
         wait_for(lambda: all(env.condition("SyncRule", r) for r in rules), what="every rule reported")
 
-        runs = {
-            r: (
-                env.operator.metric("invsync_sync_runs_total", rule=r),
-                other.metric("invsync_sync_runs_total", rule=r),
-            )
-            for r in rules
-        }
+        def counted() -> dict[str, tuple[float, float]] | None:
+            found = {
+                r: (
+                    env.operator.metric("invsync_sync_runs_total", rule=r),
+                    other.metric("invsync_sync_runs_total", rule=r),
+                )
+                for r in rules
+            }
+            return found if all(sum(pair) > 0 for pair in found.values()) else None
+
+        runs = wait_for(counted, what="every rule's sync counted by a shard")
         for rule, (mine, theirs) in runs.items():
             assert (mine > 0) != (theirs > 0), f"{rule} synced by exactly one shard: {runs}"
         assert runs["copycat"][home] > 0 and runs[idle][1 - home] > 0
@@ -225,11 +232,14 @@ def test_hand_edit_is_counted_as_drift_first_then_corrected(env: Env) -> None:
     )
     assert env.invsync("sync", "aftership").returncode == 0
     wait_for(lambda: summary(env, "aftership").get("drifted") == 1, what="the hand edit counted as drift")
-    assert env.operator.metric("invsync_listings", rule="aftership", state="drifted") == 1
+    wait_for(
+        lambda: env.operator.metric("invsync_listings", rule="aftership", state="drifted") == 1,
+        what="invsync_listings{state=drifted} 1",
+    )
     assert env.operator.metric("invsync_drift_units", rule="aftership") == 20
     assert env.quantities(AS)[("HUNDRED", "8001")] == 70
 
     patch(env, "syncrule", "aftership", {"spec": {"push": {"mode": "Enforce"}}})
     wait_for(lambda: env.quantities(AS)[("HUNDRED", "8001")] == 90, what="the drift corrected")
     wait_for(lambda: summary(env, "aftership").get("drifted") == 0, what="drifted back to 0")
-    assert env.operator.metric("invsync_drift_units", rule="aftership") == 0
+    wait_for(lambda: env.operator.metric("invsync_drift_units", rule="aftership") == 0, what="no drift units")
