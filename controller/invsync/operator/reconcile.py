@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,7 +22,7 @@ from fractions import Fraction
 from typing import Any, Literal, Protocol
 
 from ..api import InventorySource, Store, SyncRule, Warehouse, parse_duration
-from ..engine import PlanRow, RulePlan, World, compute_plan, push_batches, safety_hold
+from ..engine import PlanRow, ProductBatch, RulePlan, World, compute_plan, push_batches, safety_hold
 from ..engine.records import ChannelWarehouse, Listing, Location, StockRecord
 from ..providers.base import (
     AuthError,
@@ -484,39 +486,58 @@ async def push_rows(
     channels: Mapping[str, SalesChannel],
     progress: Progress,
     *,
-    per_store_concurrency: int = 4,
+    concurrency: Mapping[str, int],
     progress_every: float = 1.0,
 ) -> tuple[dict[SlotKey, PushOutcome], dict[str, str]]:
-    """Push in the plan's priority order, products of one store a few at a time (the provider's
-    transport enforces the store's rate limit). Returns per-slot outcomes and, per store whose
-    platform refused per-warehouse writes, the refusal message."""
-    batches = push_batches(rows, order)
-    total = sum(len(b.updates) for b in batches)
+    """Push in the plan's priority order, each store's products through a few workers (the
+    provider's transport enforces the store's rate limit, so enough requests are in flight to use
+    it). Returns per-slot outcomes and, per store whose platform refused per-warehouse writes, the
+    refusal message."""
+    queues: dict[str, deque[ProductBatch]] = {store: deque() for store in channels}
+    total = 0
+    for batch in push_batches(rows, order):
+        if batch.store in queues:
+            queues[batch.store].append(batch)
+            total += len(batch.updates)
     outcomes: dict[SlotKey, PushOutcome] = {}
     refused: dict[str, str] = {}
-    limits = {store: asyncio.Semaphore(per_store_concurrency) for store in channels}
     done = 0
     last_report = time.monotonic()
 
-    async def one(batch: Any) -> None:
+    async def worker(store: str) -> None:
         nonlocal done, last_report
-        async with limits[batch.store]:
+        queue = queues[store]
+        while queue:
+            batch = queue.popleft()
             try:
-                results = await channels[batch.store].push(batch.product_id, batch.updates)
+                results = await channels[store].push(batch.product_id, batch.updates)
             except MultiWarehouseRefusedError as exc:
-                refused[batch.store] = str(exc)
+                refused[store] = str(exc)
                 results = [PushOutcome(u, False, str(exc)) for u in batch.updates]
             except ProviderError as exc:
                 results = [PushOutcome(u, False, str(exc)) for u in batch.updates]
-        for out in results:
-            outcomes[(batch.store, out.update.channel_warehouse_id, out.update.sku)] = out
-        done += len(batch.updates)
-        if time.monotonic() - last_report >= progress_every and done < total:
-            last_report = time.monotonic()
-            await progress(done, total)
+            for out in results:
+                outcomes[(store, out.update.channel_warehouse_id, out.update.sku)] = out
+            done += len(batch.updates)
+            if time.monotonic() - last_report >= progress_every and done < total:
+                last_report = time.monotonic()
+                await progress(done, total)
 
-    await asyncio.gather(*(one(b) for b in batches if b.store in channels))
+    await asyncio.gather(
+        *(
+            worker(store)
+            for store, queue in queues.items()
+            for _ in range(min(concurrency.get(store, 1), len(queue)))
+        )
+    )
     return outcomes, refused
+
+
+def push_concurrency(store: Store) -> int:
+    """Requests in flight per store: about half a second of its rate limit, so the limit (not the
+    round trip) decides the pace; at least the burst, within [2, 64]."""
+    limit = store.spec.rate_limit
+    return max(2, min(64, max(limit.burst, math.ceil(limit.requests_per_second / 2))))
 
 
 # --------------------------------------------------------------------------- the sync
@@ -640,7 +661,8 @@ async def _plan_and_push(
     pushing = spec.push.mode == "Enforce" and not spec.suspend
     outcomes: dict[SlotKey, PushOutcome] = {}
     if pushing and due:
-        outcomes, refused = await push_rows(due, spec.push.order, channels, progress)
+        concurrency = {name: push_concurrency(snap.stores[name]) for name in channels if name in snap.stores}
+        outcomes, refused = await push_rows(due, spec.push.order, channels, progress, concurrency=concurrency)
         for name in refused:
             msg = (
                 f"Store {name}: TikTok refused a per-warehouse inventory update: the shop is not whitelisted "
