@@ -61,10 +61,24 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff format --check controller tests bench
 	$(VENV)/bin/mypy
 
+BENCH_OUT := bench/out
+BENCHES := plan platforms convergence latency steady
+# `make bench BENCH_QUICK=1`: every benchmark at a small size, a check that they run (no figures to quote)
+ifdef BENCH_QUICK
+BENCH_ARGS_plan := --slots 10000 100000 --runs 1
+BENCH_ARGS_platforms := --products 2000 --pushes 200
+BENCH_ARGS_convergence := --products 500 --runs 1
+BENCH_ARGS_latency := --changes 50
+BENCH_ARGS_steady := --rules 10 --listings 1000 --resyncs 2
+endif
+
 .PHONY: bench
-bench: $(STAMP) ## benchmarks (timings and peak memory; never part of `make test`)
-	$(PY) bench/bench_plan.py
-	$(PY) bench/bench_platforms.py
+bench: $(STAMP) control-plane ## benchmarks against the platforms' limits; BENCHMARKS.md-ready tables in bench/out/
+	@mkdir -p $(BENCH_OUT)
+	$(foreach b,$(BENCHES),INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) \
+	  $(PY) bench/bench_$(b).py $(BENCH_ARGS_$(b)) --markdown $(BENCH_OUT)/$(b).md &&) true
+	cat $(foreach b,$(BENCHES),$(BENCH_OUT)/$(b).md) > $(BENCH_OUT)/tables.md
+	@echo "tables: $(BENCH_OUT)/tables.md"
 
 .PHONY: test
 test: $(STAMP) control-plane prometheus lint ## everything: lint, unit, contract and end-to-end tests

@@ -20,17 +20,13 @@ from harness import (
     TIKTOK_PAGE,
     World,
     control_plane,
-    emit,
-    log,
-    machine,
-    median,
     mismatched,
     running,
-    table,
     tiktok_calls,
     wait_converged,
 )
 from invsync.testing.cluster import ControlPlane
+from report import emit, log, machine, median, table
 
 
 def one_run(plane: ControlPlane, world: World, run: int) -> dict[str, float]:

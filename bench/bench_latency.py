@@ -23,17 +23,12 @@ from harness import (
     Operator,
     World,
     control_plane,
-    emit,
-    log,
-    machine,
-    median,
-    percentile,
     running,
     sync_runs,
-    table,
     wait_for,
 )
 from invsync.testing.cluster import ControlPlane
+from report import emit, log, machine, median, percentile, table
 
 METRIC = "invsync_change_to_push_seconds"
 QUANTILES = (50.0, 95.0, 99.0)

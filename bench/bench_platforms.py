@@ -3,20 +3,23 @@
 200,000 TikTok listing slots (100,000 products x 2 SKUs) read through products search, 2,000
 inventory updates pushed at the store's rate limit, 200,000 Shopify levels and 200,000 ERP rows
 read. Prints each step's time, requests and pages (from the sandbox's counts).
-Usage: .venv/bin/python bench/bench_platforms.py [--products N] [--pushes N] [--rps R]
+Usage: .venv/bin/python bench/bench_platforms.py [--products N] [--pushes N] [--rps R] [--markdown FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from invsync.api import InventorySource, Store
 from invsync.engine.records import SlotUpdate
 from invsync.providers import RetryPolicy, build_channel, build_source
 from invsync.sandbox.server import Sandbox, run_sandbox
+from report import emit, machine, table
 
 LOCATION = "gid://shopify/Location/1"
 
@@ -84,6 +87,9 @@ def resources(sb: Sandbox, rps: float) -> tuple[Store, InventorySource, Inventor
     return store, shopify, erp
 
 
+ROWS: list[list[str]] = []
+
+
 async def step(sb: Sandbox, name: str, work: Any) -> Any:
     sb.state.reset_counts()
     started = time.perf_counter()
@@ -93,7 +99,11 @@ async def step(sb: Sandbox, name: str, work: Any) -> Any:
     pages = sum(counts["readPages"].values())
     print(
         f"{name:<34} {elapsed:7.2f} s  requests {counts['total']:>6}  pages {pages:>5}"
-        f"  writes {counts['writes']['requests']:>5}"
+        f"  writes {counts['writes']['requests']:>5}",
+        file=sys.stderr,
+    )
+    ROWS.append(
+        [name, f"{elapsed:.2f} s", str(counts["total"]), str(pages), str(counts["writes"]["requests"])]
     )
     return result
 
@@ -101,7 +111,7 @@ async def step(sb: Sandbox, name: str, work: Any) -> Any:
 async def main(products: int, pushes: int, rps: float) -> None:
     started = time.perf_counter()
     async with run_sandbox(config(products, rps)) as sb:
-        print(f"{'sandbox start':<34} {time.perf_counter() - started:7.2f} s")
+        print(f"{'sandbox start':<34} {time.perf_counter() - started:7.2f} s", file=sys.stderr)
         store, shopify_src, erp_src = resources(sb, rps)
         retry = RetryPolicy(attempts=8)
         channel = build_channel(
@@ -137,5 +147,15 @@ if __name__ == "__main__":
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--pushes", type=int, default=2_000)
     parser.add_argument("--rps", type=float, default=200)
+    parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
+    host = machine()
     asyncio.run(main(args.products, args.pushes, args.rps))
+    push_bound = args.pushes / args.rps
+    emit(
+        f"### Platform clients against the sandbox over loopback HTTP\n\nMachine: {host}. One run."
+        f" The push step's bound is {args.pushes:,} products / {args.rps:g} requests/s = {push_bound:.1f} s;"
+        " reads have no rate limit here (they measure the client and the sandbox).\n\n"
+        + table(["step", "time", "requests", "pages", "writes"], ROWS),
+        args.markdown,
+    )

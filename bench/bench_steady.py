@@ -23,18 +23,15 @@ from harness import (
     Operator,
     World,
     control_plane,
-    emit,
-    log,
-    machine,
     mismatched,
     process_usage,
     resource_versions,
     running,
-    table,
     tiktok_calls,
     wait_for,
 )
 from invsync.testing.cluster import ControlPlane
+from report import emit, log, machine, table
 
 HEADER = [
     "listings", "syncs", "inventory updates", "invsync objects written", "new Events",
