@@ -109,6 +109,14 @@ def test_seed_scenarios_from_examples_reach_the_planned_quantities_and_report_re
     assert table.returncode == 0, table.stderr
     assert all(rule in table.stdout for rule in rules)
 
+    # Shopify's own inventory_levels/update webhook (X-Shopify-Hmac-Sha256) moves the channel too.
+    change = {"source": "main", "location": "gid://shopify/Location/1", "sku": "AS-PCT-1", "available": 50}
+    assert env.admin("POST", "stock", change)["webhook"]["status"] == 202
+    wait_for(
+        lambda: env.quantities("ROW_id")[("AS-PCT-1", ID_WH)] == 45,
+        what="90% of 50 = 45 via Shopify's webhook",
+    )
+
 
 def test_webhook_change_reaches_the_channel_and_a_hand_edit_is_corrected(env: Env) -> None:
     env.apply(seed_manifests(env.sandbox.url))
