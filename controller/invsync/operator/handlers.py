@@ -45,6 +45,9 @@ from .reconcile import (
 log = logging.getLogger("invsync.operator")
 
 RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
+# A sync that could not read or push for one of these passing reasons is retried with RETRY_BACKOFF
+# too: a platform outage must not leave the channel wrong for a whole `interval`.
+TRANSIENT = frozenset({"SourceUnavailable", "StoreUnavailable", "PushFailed"})
 PROBE_DELAY = 2.0  # before probing an object no rule uses: lets the rules' first syncs claim theirs
 
 
@@ -103,6 +106,7 @@ class RuleWorker:
         self.synced_generation: int | None = None
         self.synced_marks: tuple[str | None, str | None] = (None, None)
         self.last_warnings: set[tuple[str, str]] = set()
+        self.transient = False  # the last sync failed for a passing reason (TRANSIENT)
         self.task: asyncio.Task[None] | None = None
 
     def update(self, body: dict[str, Any]) -> None:
@@ -157,7 +161,13 @@ class RuleWorker:
             self.full, self.skus, self.webhook_rows = False, set(), []
             try:
                 requeue = await self.sync(None if full else skus, rows)
-                failures = 0
+                if self.transient:
+                    backoff = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
+                    requeue = backoff if requeue is None else min(requeue, backoff)
+                    failures += 1
+                    self.full = True
+                else:
+                    failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -190,6 +200,7 @@ class RuleWorker:
 
     async def sync(self, skus: frozenset[str] | None, rows: list[StockRecord]) -> float | None:
         started = time.monotonic()
+        self.transient = False
         body = self.body
         self.synced_generation = body["metadata"].get("generation")
         self.synced_marks = self._marks()
@@ -224,6 +235,9 @@ class RuleWorker:
         if patch is not None:
             await self._write(patch)
         self._post(report.events)
+        self.transient = report.result in ("partial", "failure") and any(
+            ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning"
+        )
         conditions = {c["type"]: c["status"] for c in report.status["conditions"]}
         metrics.set_rule_conditions(self.namespace, self.name, conditions)
         metrics.record_sync(
