@@ -35,10 +35,9 @@ say "starting the sandbox on http://127.0.0.1:$SANDBOX_PORT (log: $STATE_DIR/san
 "$VENV/bin/invsync" sandbox --config examples/sandbox.yaml --port "$SANDBOX_PORT" >"$STATE_DIR/sandbox.log" 2>&1 &
 SANDBOX_PID=$!
 trap 'kill "$SANDBOX_PID" 2>/dev/null; wait "$SANDBOX_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$SANDBOX_PORT/_sandbox/state" >/dev/null 2>&1 && break
+until "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$SANDBOX_PORT/_sandbox/state', timeout=1)" 2>/dev/null; do
   kill -0 "$SANDBOX_PID" 2>/dev/null || { cat "$STATE_DIR/sandbox.log" >&2; exit 1; }
-  sleep 0.1
+  sleep 0.2
 done
 
 say "applying examples/ into namespace $NAMESPACE"
