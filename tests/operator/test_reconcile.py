@@ -14,13 +14,15 @@ import pytest
 
 from invsync.api import InventorySource, Store, SyncRule, SyncRuleStatus, Warehouse
 from invsync.engine.records import ChannelWarehouse, Listing, Location, SlotUpdate, StockRecord
-from invsync.operator.conditions import find
+from invsync.operator.conditions import Cond, find
 from invsync.operator.reconcile import (
     APPROVE_HOLD,
+    ObjectStatus,
     RuleMemory,
     SharedMemory,
     Snapshot,
     SyncReport,
+    object_patch,
     stable_shard,
     status_patch,
     sync_rule,
@@ -414,3 +416,18 @@ def test_shard_is_stable_and_spreads() -> None:
     owners = [stable_shard("ns", f"rule-{i}", 3) for i in range(300)]
     assert owners == [stable_shard("ns", f"rule-{i}", 3) for i in range(300)]
     assert min(owners.count(k) for k in range(3)) > 70
+
+
+def test_object_status_is_rewritten_only_on_change_or_when_the_fetch_time_is_stale() -> None:
+    obs = ObjectStatus("InventorySource", "wms", [Cond("Ready", "True", "Fetched", "3 records")], {})
+    obs.fields = {"items": 3, "lastFetchTime": "2026-01-01T00:00:00Z"}
+    first = object_patch(None, obs, 1, NOW)
+    assert first is not None and first["items"] == 3
+    later = replace(obs, fields={"items": 3, "lastFetchTime": "2026-01-01T00:01:00Z"})
+    assert (
+        object_patch(first, later, 1, NOW + timedelta(minutes=1), refresh_after=timedelta(minutes=5)) is None
+    )
+    stale = object_patch(first, later, 1, NOW + timedelta(minutes=6), refresh_after=timedelta(minutes=5))
+    assert stale is not None and stale["lastFetchTime"] == "2026-01-01T00:01:00Z"
+    changed = replace(obs, fields={"items": 4, "lastFetchTime": "2026-01-01T00:01:00Z"})
+    assert object_patch(first, changed, 1, NOW + timedelta(minutes=1), refresh_after=timedelta(minutes=5))
