@@ -137,7 +137,8 @@ class RuleMemory:
 class SharedMemory:
     """State shared by every rule of the operator process."""
 
-    source_items: dict[tuple[str, str], int] = field(default_factory=dict)  # (ns, source) -> last count
+    # (ns, source, locations read) -> records in the last good read, to refuse a sudden empty one.
+    source_items: dict[tuple[str, str, tuple[str, ...]], int] = field(default_factory=dict)
     # (ns, store) -> (the Store's generation, message): kept until the Store's spec changes.
     refused_multi_warehouse: dict[tuple[str, str], tuple[int | None, str]] = field(default_factory=dict)
 
@@ -242,6 +243,7 @@ async def _read_source(
         {w.spec.location_id for w in snap.warehouses.values() if w.spec.source_ref.name == name}
     )
     read = _SourceRead()
+    known: list[str] = []
     try:
         provider = ports.source(src, secret)
     except ProviderError as exc:
@@ -260,8 +262,8 @@ async def _read_source(
         read.problem = Problem("SourceUnavailable", f"InventorySource {name} could not be read: {exc}")
     finally:
         await provider.aclose()
-    key = (snap.namespace, name)
-    if read.problem is None:
+    key = (snap.namespace, name, tuple(known))
+    if read.problem is None and known:
         before = shared.source_items.get(key, 0)
         if not read.records and before > 0:
             read.problem = Problem(
