@@ -177,11 +177,12 @@ def matches_plan(
     )
 
 
-def products_to_push(plan: Mapping[Slot, int | None], before: Mapping[Slot, int]) -> int:
-    """Inventory update requests a clean sync makes: one per product with a slot to change."""
+def products_to_push(plan: Mapping[Slot, int | None], before: Mapping[Slot, int], rules: int = 1) -> int:
+    """Inventory update requests a clean sync makes: one per product with a slot to change, per rule
+    (several rules split a product's SKUs by their last digit, as drill_manifests does)."""
     return len(
         {
-            SKUS.index(sku) // 2
+            (SKUS.index(sku) // 2, SKUS.index(sku) % 10 % rules)
             for (sku, wh), want in plan.items()
             if want is not None and want != before[(sku, wh)]
         }

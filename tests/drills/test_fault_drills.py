@@ -153,8 +153,8 @@ def test_kube_apiserver_restarted_mid_sync(env: Env, cluster: ControlPlane, tmp_
     before = live(env)
     env.apply(docs)
     wait_for(lambda: env.writes() >= 10, what="the first pushes")
-    cluster.stop_apiserver()
     try:
+        cluster.stop_apiserver()
         change_stock(env, random.Random(6443), 20)  # the platform side moves on while the API is gone
     finally:
         cluster.start_apiserver()
@@ -203,13 +203,9 @@ def test_two_shards_at_once_handle_every_rule_exactly_once(env: Env, tmp_path: P
             mine = env.operator.metric("invsync_sync_runs_total", rule=name)
             theirs = other.metric("invsync_sync_runs_total", rule=name)
             assert (mine > 0, theirs > 0) == ((True, False) if i < 3 else (False, True)), (name, mine, theirs)
-        # Every slot was written by its owner only, once: no shard undid the other's work.
-        assert env.writes() <= products_to_push(plan, before) * 2  # a product's SKUs may sit in two rules
-        updates = sum(
-            r["count"]
-            for r in env.admin("GET", "requests")["requests"]
-            if r["operation"] == "inventory_update"
-        )
+        # Every product was written once per rule owning some of its SKUs: no shard redid or undid
+        # the other's work.
+        assert env.writes() == products_to_push(plan, before, rules=len(names))
         writes = env.writes()
         for name in names:
             assert env.invsync("sync", name).returncode == 0
@@ -217,7 +213,7 @@ def test_two_shards_at_once_handle_every_rule_exactly_once(env: Env, tmp_path: P
             lambda: all((env.status("SyncRule", n).get("lastHandledRequestedAt") or "") != "" for n in names),
             what="every rule handled its sync request",
         )
-        assert env.writes() == writes and updates > 0  # in sync: the second round writes nothing
+        assert env.writes() == writes  # in sync: the second round writes nothing
         assert other.proc is not None and other.proc.poll() is None
     finally:
         other.stop()
@@ -239,7 +235,8 @@ def test_network_split_between_operator_and_platform_healed_later(env: Env, tmp_
         relay.cut()
         cut_at = env.writes()
         time.sleep(6)  # several 2 s timeouts and retries
-        assert env.writes() <= cut_at + 1  # at most the write in flight when the link dropped
+        # At most the writes in flight when the link dropped (push concurrency: the burst, 10).
+        assert env.writes() <= cut_at + 10
         lost = env.operator.metric("invsync_platform_requests_total", platform="tiktok", code="timeout")
         lost += env.operator.metric(
             "invsync_platform_requests_total", platform="tiktok", code="connection_error"
