@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -92,7 +93,9 @@ def parse_generic(
     try:
         sent = float(stamp)
     except ValueError:
-        raise WebhookRejectedError(f"missing or malformed {TIMESTAMP_HEADER} header", status=400) from None
+        sent = math.nan
+    if not math.isfinite(sent):  # "nan" would pass any age check, "inf" overflows int()
+        raise WebhookRejectedError(f"missing or malformed {TIMESTAMP_HEADER} header", status=400)
     age = (time.time() if now is None else now) - sent
     if abs(age) > MAX_AGE_SECONDS:
         raise WebhookRejectedError(
