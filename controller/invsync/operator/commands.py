@@ -62,10 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"--platform-timeout {args.platform_timeout:g}: must be > 0")
     if args.metrics_port == args.webhook_port:
         raise InputError("--metrics-port and --webhook-port must differ")
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # -v is for invsync's own lines only: kopf's debug output would include watched Secrets' bodies.
+    logging.getLogger("invsync").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     for noisy in ("httpx", "kubernetes", "urllib3", "kopf.objects"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
