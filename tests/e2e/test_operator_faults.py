@@ -274,6 +274,11 @@ def test_missing_and_wrong_references_are_named_while_the_rest_keeps_syncing(env
     events = [e for e in env.events() if e["involvedObject"]["name"] == "easyboss"]
     assert any("Store ghost not found" in e["message"] for e in events)
     assert not any("wrong-token-value" in e["message"] for e in events)  # never a credential
+    log = env.operator.log.read_text()
+    leaked = [
+        v for v in ("wrong-token-value", "app-secret", "token-mw", "wms-token", "shpat-main") if v in log
+    ]
+    assert not leaked, f"credentials in the operator log: {leaked}"
 
     # Creating the missing Secret is a trigger: the store it names becomes Ready without waiting 1h.
     env.apply(
