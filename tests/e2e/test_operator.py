@@ -163,3 +163,9 @@ def test_unchanged_world_makes_no_platform_write_and_no_status_write(env: Env) -
     assert env.update_calls() == writes
     assert env.get("SyncRule", "aftership")["metadata"]["resourceVersion"] == version
     assert env.operator.metric("invsync_listings", rule="aftership", state="in_sync") == 5
+    # Those syncs did re-read the live channel: a hand edit is set back by the interval alone.
+    env.admin("POST", "listing", {"shop": AS, "warehouse_id": "8001", "seller_sku": "SIX", "quantity": 2})
+    wait_for(
+        lambda: env.quantities(AS)[("SIX", "8001")] == 5, what="the interval sync correcting a hand edit"
+    )
+    assert env.update_calls() == writes + 1
