@@ -19,7 +19,7 @@ import httpx
 import yaml
 
 from invsync.sandbox.server import Sandbox, SandboxThread
-from invsync.testing.cluster import Kubectl
+from invsync.testing.cluster import REPO_ROOT, Kubectl
 
 T = TypeVar("T")
 INVSYNC = Path(sys.executable).parent / "invsync"  # the console script the package installs
@@ -276,7 +276,9 @@ tiktok:
 shopify:
   - shop: main
     access_token: shpat-main
-    locations: [{id: "gid://shopify/Location/1", name: JKT, active: true}]
+    locations:
+      - {id: "gid://shopify/Location/1", name: JKT, active: true}
+      - {id: "gid://shopify/Location/2", name: Closed, active: false}
     items:
       - {sku: HUNDRED, levels: {"gid://shopify/Location/1": 100}}
       - {sku: FIVE, levels: {"gid://shopify/Location/1": 5}}
@@ -429,3 +431,28 @@ def converged(env: Env) -> bool:
 def ready(env: Env, rule: str) -> bool:
     cond = env.condition("SyncRule", rule)
     return cond is not None and cond["status"] == "True"
+
+
+# --------------------------------------------------------------------------- the examples/ world
+
+EXAMPLES = REPO_ROOT / "examples"
+
+
+def examples_sandbox(op: Operator) -> dict[str, Any]:
+    """examples/sandbox.yaml, its webhooks aimed at this test's operator and namespace."""
+    text = (EXAMPLES / "sandbox.yaml").read_text()
+    text = text.replace(
+        "http://127.0.0.1:8081/webhooks/invsync-demo/",
+        f"http://127.0.0.1:{op.webhook_port}/webhooks/{op.namespace}/",
+    )
+    config: dict[str, Any] = yaml.safe_load(text)
+    return config
+
+
+def example_manifests(url: str) -> list[dict[str, Any]]:
+    """Every Kubernetes object of examples/, endpoints aimed at this test's sandbox."""
+    docs = []
+    for path in sorted(EXAMPLES.glob("[0-9]*.yaml")):
+        text = path.read_text().replace("http://127.0.0.1:18090", url)
+        docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and "kind" in d]
+    return docs

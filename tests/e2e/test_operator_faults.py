@@ -292,6 +292,7 @@ def test_missing_and_wrong_references_are_named_while_the_rest_keeps_syncing(env
 
 def test_objects_no_rule_uses_still_get_their_status(env: Env) -> None:
     url = env.sandbox.url
+    shopify = f"{url}/shopify/main"
     env.apply(
         [
             secret("wrong-creds", {"app_key": "app-key", "app_secret": "app-secret", "access_token": "bad"}),
@@ -303,6 +304,11 @@ def test_objects_no_rule_uses_still_get_their_status(env: Env) -> None:
             resource("Warehouse", "known", {"sourceRef": {"name": "wms"}, "locationId": "L1"}),
             resource("Warehouse", "unknown", {"sourceRef": {"name": "wms"}, "locationId": "L9"}),
             resource("Warehouse", "orphan", {"sourceRef": {"name": "nowhere"}, "locationId": "L1"}),
+            secret("shopify-main", {"access_token": "shpat-main"}),
+            resource("InventorySource", "shopify-main", {"provider": "shopify", "endpoint": shopify,
+                                                         "credentialsSecretRef": {"name": "shopify-main"}}),
+            resource("Warehouse", "closed", {"sourceRef": {"name": "shopify-main"},
+                                             "locationId": "gid://shopify/Location/2"}),
         ]
     )  # fmt: skip
     expected = {
@@ -311,6 +317,7 @@ def test_objects_no_rule_uses_still_get_their_status(env: Env) -> None:
         ("Warehouse", "known"): ("True", "Available"),
         ("Warehouse", "unknown"): ("False", "LocationNotFound"),
         ("Warehouse", "orphan"): ("False", "SourceNotFound"),
+        ("Warehouse", "closed"): ("False", "LocationInactive"),
     }
     for (kind, name), want in expected.items():
         cond = wait_for(lambda k=kind, n=name: env.condition(k, n), what=f"{kind} {name} Ready condition")
