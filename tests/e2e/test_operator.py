@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from operator_env import (
     AS,
     MW,
     Env,
-    Operator,
     converged,
     env_fixture,
+    example_manifests,
+    examples_sandbox,
     ready,
     sandbox_config,
     seed_manifests,
@@ -23,11 +22,9 @@ from operator_env import (
     wait_for,
 )
 
-from invsync.testing.cluster import REPO_ROOT, Kubectl
+from invsync.testing.cluster import Kubectl
 
 pytestmark = pytest.mark.e2e
-
-EXAMPLES = REPO_ROOT / "examples"
 
 
 @pytest.fixture
@@ -35,29 +32,9 @@ def env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> I
     yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, sandbox_config)
 
 
-def examples_sandbox(op: Operator) -> dict[str, Any]:
-    """examples/sandbox.yaml, its webhooks aimed at this test's operator and namespace."""
-    text = (EXAMPLES / "sandbox.yaml").read_text()
-    text = text.replace(
-        "http://127.0.0.1:8081/webhooks/invsync-demo/",
-        f"http://127.0.0.1:{op.webhook_port}/webhooks/{op.namespace}/",
-    )
-    config: dict[str, Any] = yaml.safe_load(text)
-    return config
-
-
 @pytest.fixture
 def examples_env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
     yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, examples_sandbox)
-
-
-def example_manifests(url: str) -> list[dict[str, Any]]:
-    """Every Kubernetes object of examples/, endpoints aimed at this test's sandbox."""
-    docs = []
-    for path in sorted(EXAMPLES.glob("[0-9]*.yaml")):
-        text = path.read_text().replace("http://127.0.0.1:18090", url)
-        docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and "kind" in d]
-    return docs
 
 
 MW_IDS = ("7068517275539637001", "7068517275539637002", "7068517275539637003")
