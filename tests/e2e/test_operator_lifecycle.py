@@ -72,6 +72,13 @@ def test_spec_change_resyncs_at_once_and_dry_run_pushes_nothing(env: Env) -> Non
     cond = env.condition("SyncRule", "easyboss")
     assert cond is not None and cond["status"] == "True" and "1 of 3 listings would change" in cond["message"]
 
+    # suspend: true pushes nothing either, whatever push.mode says.
+    patch(env, "syncrule", "easyboss", {"spec": {"suspend": True, "push": {"mode": "Enforce"}}})
+    wait_for(lambda: reason(env, "syncrule", "easyboss") == "Suspended", what="Ready reason Suspended")
+    assert env.writes() == writes and env.quantities(MW)[("A", "7001")] == 40
+    patch(env, "syncrule", "easyboss", {"spec": {"suspend": False}})
+    wait_for(lambda: env.quantities(MW)[("A", "7001")] == 4, what="10 x 80% x 50% = 4 once resumed")
+
 
 def test_mass_zeroing_is_held_until_the_hold_is_approved(env: Env) -> None:
     docs = seed_manifests(env.sandbox.url)
