@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -206,11 +207,20 @@ async def test_expired_token_is_refreshed_once(sandbox: Sandbox) -> None:
     assert len(await channel.list_warehouses()) == 3  # the new token is kept
     assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 1
     await channel.aclose()
-    # A new client from the same (now stale) Secret: the old token reads as expired, not invalid.
+    # A new client from the same (now stale) Secret starts with the refreshed token: no refresh.
     again = build_channel(store(sandbox), tiktok_secret(), retry=FAST)
     assert len(await again.list_warehouses()) == 3
-    assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 2
+    assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 1
     await again.aclose()
+    # Once that token expires too, one client refreshes and the other adopts the new token.
+    sandbox.state.tiktok["ROW_main"].expired = True
+    clients = [build_channel(store(sandbox), tiktok_secret(), retry=FAST) for _ in range(2)]
+    for _ in range(3):
+        counts = await asyncio.gather(*(c.list_warehouses() for c in clients))
+        assert [len(c) for c in counts] == [3, 3]
+    assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 2
+    for c in clients:
+        await c.aclose()
 
 
 async def test_expired_token_without_refresh_token_is_an_auth_error(sandbox: Sandbox) -> None:

@@ -9,13 +9,14 @@ Codes used here (the sandbox answers with the same ones):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,6 +56,13 @@ def sign(app_secret: str, path: str, params: Mapping[str, str], body: bytes = b"
     pairs = "".join(f"{k}{params[k]}" for k in sorted(params) if k not in SIGN_EXCLUDED)
     message = app_secret.encode() + path.encode() + pairs.encode() + body + app_secret.encode()
     return hmac.new(app_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+# The newest refreshed (access, refresh) token pair of a shop, by (endpoint, shop cipher, the Secret's
+# access token). A refresh replaces the shop's previous token, so clients of one shop (two rules on a
+# Store) that each refreshed on their own would keep expiring each other's token.
+_REFRESHED: dict[tuple[str, str, str], tuple[str, str]] = {}
+_REFRESH_LOCKS: dict[tuple[int, tuple[str, str, str]], asyncio.Lock] = {}  # by event loop, then key
 
 
 @dataclass(slots=True)
@@ -99,7 +107,10 @@ class TikTokChannel:
         self.store = store
         self.endpoint = endpoint.rstrip("/")
         self.shop_cipher = shop_cipher
-        self.creds = credentials
+        self._token_key = (self.endpoint, shop_cipher, credentials.access_token)
+        self.creds = replace(credentials)
+        if self._token_key in _REFRESHED:
+            self.creds.access_token, self.creds.refresh_token = _REFRESHED[self._token_key]
         host = urlsplit(self.endpoint).hostname or ""
         self.auth_endpoint = AUTH_HOSTS.get(host, self.endpoint)
         self.transport = Transport(
@@ -160,7 +171,7 @@ class TikTokChannel:
                 raise self.transport.error(ProviderError, operation, "response is not a JSON object")
             code = envelope.get("code")
             if code == CODE_TOKEN_EXPIRED and self.creds.refresh_token and not refreshed:
-                await self._refresh()
+                await self._refresh(expired=self.creds.access_token)
                 refreshed = True
                 continue
             if code in AUTH_CODES or response.status_code in (401, 403):
@@ -176,11 +187,20 @@ class TikTokChannel:
                 )
             return envelope
 
-    async def _refresh(self) -> None:
-        """Exchange the refresh token for a new access token, kept for this client's life.
+    async def _refresh(self, expired: str) -> None:
+        """Exchange the refresh token for a new access token, shared with every client of the shop in
+        this process (the Secret keeps the expired one); one refresh at a time per shop, and none
+        when another client already replaced the `expired` token."""
+        key = (id(asyncio.get_running_loop()), self._token_key)
+        async with _REFRESH_LOCKS.setdefault(key, asyncio.Lock()):
+            newest = _REFRESHED.get(self._token_key)
+            if newest is not None and newest[0] != expired:
+                self.creds.access_token, self.creds.refresh_token = newest
+                return
+            await self._exchange()
+            _REFRESHED[self._token_key] = (self.creds.access_token, self.creds.refresh_token)
 
-        The Secret keeps the expired one, so each new client of the shop refreshes once: one extra
-        request per sync, and no token state shared between clients to go stale."""
+    async def _exchange(self) -> None:
         params = {
             "app_key": self.creds.app_key,
             "app_secret": self.creds.app_secret,
