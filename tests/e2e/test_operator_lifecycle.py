@@ -250,3 +250,24 @@ def test_hand_edit_is_counted_as_drift_first_then_corrected(env: Env) -> None:
     wait_for(lambda: env.quantities(AS)[("HUNDRED", "8001")] == 90, what="the drift corrected")
     wait_for(lambda: summary(env, "aftership").get("drifted") == 0, what="drifted back to 0")
     wait_for(lambda: env.operator.metric("invsync_drift_units", rule="aftership") == 0, what="no drift units")
+
+
+def test_increases_wait_for_increase_settle_and_decreases_do_not(env: Env) -> None:
+    env.apply(seed_manifests(env.sandbox.url))
+    wait_for(lambda: converged(env), what="the seed quantities")
+    patch(env, "syncrule", "easyboss", {"spec": {"push": {"increaseSettle": "8s"}}})
+    wait_for(
+        lambda: env.status("SyncRule", "easyboss").get("observedGeneration") == 2, what="the new spec seen"
+    )
+
+    env.admin("POST", "stock", {"source": "wms", "location": "L1", "sku": "A", "available": 200})
+    wait_for(
+        lambda: summary(env, "easyboss").get("drifted") == 1, what="the increase planned, not yet pushed"
+    )
+    assert env.quantities(MW)[("A", "7001")] == 45
+    # Pushed by the operator's own requeue once the source has shown 200 for 8 s: no other trigger.
+    wait_for(lambda: env.quantities(MW)[("A", "7001")] == 90, what="the settled increase pushed")
+
+    env.admin("POST", "stock", {"source": "wms", "location": "L1", "sku": "A", "available": 10})
+    # A decrease does not settle: it is there well before 8 s.
+    wait_for(lambda: env.quantities(MW)[("A", "7001")] == 4, what="a decrease pushed at once", timeout=5)
