@@ -124,6 +124,15 @@ def test_webhook_change_reaches_the_channel_and_a_hand_edit_is_corrected(env: En
     assert env.writes() == before + 1
     assert summary(env, "aftership")["pushed"] == 1  # the drifted slot, and nothing else, was pushed
 
+    one = env.invsync("status", "aftership")
+    assert one.returncode == 0 and "aftership" in one.stdout and "easyboss" not in one.stdout
+    missing = env.invsync("sync", "no-such-rule")
+    assert (
+        missing.returncode == 2
+        and "SyncRule" in missing.stderr
+        and "no-such-rule not found" in missing.stderr
+    )
+
 
 def test_unchanged_world_makes_no_platform_write_and_no_status_write(env: Env) -> None:
     env.apply(seed_manifests(env.sandbox.url, interval="2s"))
