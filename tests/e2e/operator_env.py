@@ -261,6 +261,11 @@ tiktok:
       access_token: token-as
       warehouses: [{id: "8001", name: Main, is_default: true}]
       products: []               # filled from AFTERSHIP_LIVE
+    - cipher: ROW_relay          # one warehouse, for a rule placed on another shard
+      access_token: token-relay
+      warehouses: [{id: "7201", name: Main, is_default: true}]
+      products:
+        - {id: p-R, skus: [{id: s-R, seller_sku: A, inventory: [{warehouse_id: "7201", quantity: 0}]}]}
     - cipher: ROW_nowl           # two warehouses, but not whitelisted for multi-warehouse
       access_token: token-nowl
       multiWarehouse: false

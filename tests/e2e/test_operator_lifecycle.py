@@ -182,28 +182,32 @@ def _metrics_text(op: Operator) -> str:
     return httpx.get(f"http://127.0.0.1:{op.metrics_port}/metrics", timeout=5).text
 
 
-def test_shards_split_the_rules_and_agree_on_ownership(env: Env, tmp_path: Path) -> None:
-    # The fixture's operator becomes shard 0 of 2; a second process takes shard 1.
+def test_shards_split_the_rules_agree_on_ownership_and_relay_webhooks(env: Env, tmp_path: Path) -> None:
+    # The fixture's operator (the sandbox's webhook target) becomes shard 0 of 2; a second process
+    # takes shard 1. Each is told both webhook URLs, so deliveries reach the other shard's rules.
+    other = Operator(env.operator.kubeconfig, env.namespace, tmp_path / "shard1.log")
+    peers = ",".join(f"http://127.0.0.1:{op.webhook_port}" for op in (env.operator, other))
     env.operator.stop()
-    env.operator.args = ("--shard", "0/2")
+    env.operator.args = ("--shard", "0/2", "--peers", peers)
     env.operator.start()
-    other = Operator(env.operator.kubeconfig, env.namespace, tmp_path / "shard1.log", args=("--shard", "1/2"))
+    other.args = ("--shard", "1/2", "--peers", peers)
     other.start()
     try:
         # A younger rule selecting the store `aftership` owns (the tie-break is creationTimestamp, then
-        # name, so `copycat` is younger either way), and an idle rule placed on the other shard.
+        # name, so `copycat` is younger either way), and a rule on shard 1 reading the webhook source.
         copy = {"stores": {"names": ["tiktok-as"]}, "warehouses": [{"name": "shop-jkt"}], "interval": "1h"}
         home = stable_shard(env.namespace, "copycat", 2)
-        idle = next(n for n in (f"idle-{i}" for i in range(64)) if stable_shard(env.namespace, n, 2) != home)
-        idle_spec = {
-            "stores": {"names": ["tiktok-mw"]},
-            "warehouses": [{"name": "w1"}],
-            "skus": {"include": ["NONE"]},
-        }
+        relayed = next(n for n in (f"relay-{i}" for i in range(64)) if stable_shard(env.namespace, n, 2) == 1)
+        store = {"platform": "tiktok", "endpoint": env.sandbox.url, "shopCipher": "ROW_relay",
+                 "credentialsSecretRef": {"name": "tiktok-relay"}}  # fmt: skip
+        creds = {"app_key": "app-key", "app_secret": "app-secret", "access_token": "token-relay"}
+        relay_spec = {"stores": {"names": ["tiktok-relay"]}, "warehouses": [{"name": "w1"}], "interval": "1h"}
         env.apply([*seed_manifests(env.sandbox.url), resource("SyncRule", "copycat", copy)])
-        env.apply([resource("SyncRule", idle, idle_spec)])
+        env.apply([secret("tiktok-relay", creds), resource("Store", "tiktok-relay", store)])
+        env.apply([resource("SyncRule", relayed, relay_spec)])
         wait_for(lambda: converged(env), what="the seed quantities with two shards")
-        rules = ("easyboss", "aftership", "copycat", idle)
+        wait_for(lambda: env.quantities("ROW_relay")[("A", "7201")] == 100, what="the shard-1 rule synced")
+        rules = ("easyboss", "aftership", "copycat", relayed)
         wait_for(lambda: all(env.condition("SyncRule", r) for r in rules), what="every rule reported")
 
         def counted() -> dict[str, tuple[float, float]] | None:
@@ -219,11 +223,18 @@ def test_shards_split_the_rules_and_agree_on_ownership(env: Env, tmp_path: Path)
         runs = wait_for(counted, what="every rule's sync counted by a shard")
         for rule, (mine, theirs) in runs.items():
             assert (mine > 0) != (theirs > 0), f"{rule} synced by exactly one shard: {runs}"
-        assert runs["copycat"][home] > 0 and runs[idle][1 - home] > 0
+        assert runs["copycat"][home] > 0 and runs[relayed][1] > 0
         conflict = env.condition("SyncRule", "copycat", "Conflict")
         assert conflict is not None and "owned by SyncRule aftership" in conflict["message"]
         assert env.condition("SyncRule", "aftership", "Conflict") is None
         assert summary(env, "copycat")["conflicted"] == 5 and summary(env, "copycat")["pushed"] == 0
+
+        # The WMS delivers to shard 0 only; the rule on shard 1 follows at once all the same (interval 1h).
+        env.admin("POST", "stock", {"source": "wms", "location": "L1", "sku": "A", "available": 30})
+        wait_for(lambda: env.quantities("ROW_relay")[("A", "7201")] == 30, what="the relayed webhook applied")
+        wait_for(
+            lambda: env.quantities(MW)[("A", "7001")] == 13, what="30 x 90% x 50% = 13 on the other store"
+        )
     finally:
         other.stop()
 

@@ -33,6 +33,12 @@ def add_commands(sub: Any) -> None:
     run.add_argument("--webhook-port", type=int, default=8081, help="POST /webhooks/{namespace}/{source}")
     run.add_argument("--shard", default="0/1", help="I/N: take the rules whose stable hash mod N is I")
     run.add_argument(
+        "--peers",
+        default="",
+        metavar="URL,...",
+        help="with --shard: every shard's webhook base URL in shard order (deliveries are relayed)",
+    )
+    run.add_argument(
         "--platform-timeout",
         type=float,
         default=RetryPolicy().timeout,
@@ -60,6 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     if not args.platform_timeout > 0:
         raise InputError(f"--platform-timeout {args.platform_timeout:g}: must be > 0")
+    peers = [p for p in args.peers.split(",") if p]
+    if peers and len(peers) != shard.count:
+        raise InputError(f"--peers names {len(peers)} URLs; --shard {args.shard} needs {shard.count}")
     if args.metrics_port == args.webhook_port:
         raise InputError("--metrics-port and --webhook-port must differ")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -76,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.metrics_port,
                 args.webhook_port,
                 RetryPolicy(timeout=args.platform_timeout),
+                [url for i, url in enumerate(peers) if i != shard.index],
             )
         )
     return 0
@@ -88,6 +98,7 @@ async def _operate(
     metrics_port: int,
     webhook_port: int,
     retry: RetryPolicy,
+    peers: Sequence[str],
 ) -> None:
     import kopf
 
@@ -111,7 +122,9 @@ async def _operate(
         settings.watching.server_timeout = 300
         op.started = True
 
-    servers = await serve({webhook_port: webhook_app(op), metrics_port: metrics_app(lambda: op.started)})
+    servers = await serve(
+        {webhook_port: webhook_app(op, peers), metrics_port: metrics_app(lambda: op.started)}
+    )
     logging.getLogger("invsync.operator").info(
         "metrics on :%d/metrics, webhooks on :%d/webhooks/{namespace}/{source}, shard %d/%d",
         metrics_port,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import aiohttp
 from aiohttp import web
 
 from ..api import InventorySource
@@ -30,11 +32,44 @@ class WebhookSink(Protocol):
     def webhook(self, namespace: str, source: str, rows: list[StockRecord]) -> int: ...
 
 
-def webhook_app(sink: WebhookSink) -> web.Application:
+FORWARDED = "X-Invsync-Forwarded"  # a delivery relayed by another shard: never relayed again
+_RELAYED_HEADERS = ("Content-Type", "X-Invsync-Signature", "X-Invsync-Timestamp")
+
+
+def webhook_app(sink: WebhookSink, peers: Sequence[str] = ()) -> web.Application:
     """POST /webhooks/{namespace}/{source}: verify with the source's webhook Secret (key `secret`),
-    then hand the rows to the rules that read that source."""
+    then hand the rows to the rules that read that source.
+
+    A source sends each delivery to one replica, but the rules reading it may live on other shards:
+    a delivery this replica could verify is relayed, unchanged (so each peer verifies it again), to
+    `peers` (the other shards' webhook base URLs)."""
+    relays: set[asyncio.Task[None]] = set()
+
+    async def relay(path: str, headers: Mapping[str, str], body: bytes) -> None:
+        keep = {
+            k: v for k, v in headers.items() if k in _RELAYED_HEADERS or k.lower().startswith("x-shopify-")
+        }
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            for peer in peers:
+                try:
+                    async with session.post(
+                        f"{peer.rstrip('/')}{path}", data=body, headers={**keep, FORWARDED: "1"}
+                    ):
+                        pass
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    log.warning("webhook relay to %s failed: %s", peer, type(exc).__name__)
 
     async def receive(request: web.Request) -> web.Response:
+        response = await handle(request)
+        if peers and response.status in (202, 422) and FORWARDED not in request.headers:
+            task = asyncio.create_task(relay(request.path, request.headers, await request.read()))
+            relays.add(task)
+            task.add_done_callback(relays.discard)
+            if response.status == 422:  # verified, but only a shard that read the item can map it
+                return web.json_response({"accepted": 0, "rules": 0, "relayed": len(peers)}, status=202)
+        return response
+
+    async def handle(request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["source"]
         source = sink.source(namespace, name)
         if source is None:
