@@ -305,6 +305,8 @@ class Operator:
         self.fingerprints: dict[tuple[str, str, str], Any] = {}
         self.started = False  # kopf's startup activities ran: /readyz answers 200
         self.probes: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        # (kind, namespace) -> name -> (resourceVersion, parsed resource or None when invalid)
+        self.parsed: dict[tuple[str, str], dict[str, tuple[str | None, Any]]] = {}
 
     # ---------------------------------------------------------------- snapshot
 
@@ -314,12 +316,18 @@ class Operator:
             raise RuntimeError("indices are not populated yet")
 
         def parsed(model: type[Resource], index: Mapping[str, Iterable[dict[str, Any]]]) -> dict[str, Any]:
-            out = {}
+            # Parsed once per resourceVersion: every sync of every rule snapshots the whole namespace,
+            # and re-parsing it each time grew with rules x objects (bench/bench_steady.py, 100 rules).
+            cached = self.parsed.get((model.__name__, namespace), {})
+            fresh: dict[str, tuple[str | None, Any]] = {}
             for name, body in _by_name(index, namespace).items():
-                obj = _parse(model, body)
-                if obj is not None:
-                    out[name] = obj
-            return out
+                rv = body["metadata"].get("resourceVersion")
+                hit = cached.get(name)
+                fresh[name] = (
+                    hit if hit is not None and rv is not None and hit[0] == rv else (rv, _parse(model, body))
+                )
+            self.parsed[(model.__name__, namespace)] = fresh
+            return {name: obj for name, (_, obj) in fresh.items() if obj is not None}
 
         return Snapshot(
             namespace=namespace,
