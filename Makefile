@@ -80,6 +80,10 @@ bench: $(STAMP) control-plane ## benchmarks against the platforms' limits; BENCH
 	cat $(foreach b,$(BENCHES),$(BENCH_OUT)/$(b).md) > $(BENCH_OUT)/tables.md
 	@echo "tables: $(BENCH_OUT)/tables.md"
 
+.PHONY: soak
+soak: $(STAMP) control-plane ## SOAK_MINUTES (default 30) of random changes, faults, rule edits; then slots = plan, counters = request log
+	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) hack/soak.py --minutes $${SOAK_MINUTES:-30}
+
 .PHONY: test
 test: $(STAMP) control-plane prometheus lint ## everything: lint, unit, contract and end-to-end tests
 	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) -m pytest -q $(PYTEST_ARGS)
