@@ -68,7 +68,7 @@ ifdef BENCH_QUICK
 BENCH_ARGS_plan := --slots 10000 100000 --runs 1
 BENCH_ARGS_platforms := --products 2000 --pushes 200
 BENCH_ARGS_convergence := --products 500 --runs 1
-BENCH_ARGS_latency := --changes 50
+BENCH_ARGS_latency := --changes 50 --runs 1
 BENCH_ARGS_steady := --rules 10 --listings 1000 --resyncs 2
 endif
 

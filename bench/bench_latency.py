@@ -106,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--products", type=int, default=1000, help="catalogue size (changes cycle it)")
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     world = World(stores=1, products=args.products, rps=1000, listed=7)
