@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -137,8 +137,8 @@ class RuleMemory:
 class SharedMemory:
     """State shared by every rule of the operator process."""
 
-    # (ns, source, locations read) -> records in the last good read, to refuse a sudden empty one.
-    source_items: dict[tuple[str, str, tuple[str, ...]], int] = field(default_factory=dict)
+    # (ns, source, location) -> records there in the last good read, to refuse a sudden empty one.
+    source_items: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # (ns, store) -> (the Store's generation, message): kept until the Store's spec changes.
     refused_multi_warehouse: dict[tuple[str, str], tuple[int | None, str]] = field(default_factory=dict)
 
@@ -262,17 +262,24 @@ async def _read_source(
         read.problem = Problem("SourceUnavailable", f"InventorySource {name} could not be read: {exc}")
     finally:
         await provider.aclose()
-    key = (snap.namespace, name, tuple(known))
     if read.problem is None and known:
-        before = shared.source_items.get(key, 0)
-        if not read.records and before > 0:
+        # Per location: one location answering empty would otherwise zero every slot it feeds.
+        counts = Counter(r.location for r in read.records)
+        emptied = [
+            (loc, before)
+            for loc in known
+            if not counts[loc] and (before := shared.source_items.get((snap.namespace, name, loc), 0)) > 0
+        ]
+        if emptied:
+            loc, before = emptied[0]
             read.problem = Problem(
                 "SourceUnavailable",
-                f"InventorySource {name} returned no stock where the last read had {before} records; "
-                "nothing is pushed from it until it returns data",
+                f"InventorySource {name} returned no stock where the last read had {before} records "
+                f"(location {loc}); nothing is pushed from it until it returns data",
             )
         else:
-            shared.source_items[key] = len(read.records)
+            for loc in known:
+                shared.source_items[(snap.namespace, name, loc)] = counts[loc]
     if read.problem is not None:
         return read, _source_status(src, read.problem.message, read.problem.reason)
     status = ObjectStatus(
