@@ -130,18 +130,21 @@ def test_a_source_that_answers_an_empty_list_zeroes_nothing(env: Env, tmp_path: 
     synced = live(env)
     writes = env.writes()
 
-    faults(env, {"platform": "http", "target": "erp", "empty": True})
-    assert env.invsync("sync", "drill").returncode == 0
-
     def says_why() -> dict[str, Any] | None:
         cond = env.condition("SyncRule", "drill")
         return cond if cond and cond["reason"] == "SourceUnavailable" else None
 
-    cond = wait_for(says_why, what="Ready=False SourceUnavailable after the empty read")
-    assert "returned no stock" in cond["message"]
-    assert live(env) == synced and env.writes() == writes  # nothing zeroed, nothing pushed
+    # One location answering empty once (it would zero every slot it feeds), then the whole source.
+    for fault in ({"count": 1}, {}):
+        faults(env, {"platform": "http", "target": "erp", "operation": "inventory", "empty": True, **fault})
+        assert env.invsync("sync", "drill").returncode == 0
+        cond = wait_for(says_why, what=f"Ready=False SourceUnavailable after the empty read {fault}")
+        assert "returned no stock" in cond["message"]
+        assert live(env) == synced and env.writes() == writes  # nothing zeroed, nothing pushed
+        env.admin("DELETE", "faults")
+        assert env.invsync("sync", "drill").returncode == 0
+        wait_for(lambda: ready(env, "drill"), what="Ready once the source answers again")
 
-    env.admin("DELETE", "faults")
     change_stock(env, random.Random(1), 10)
     assert env.invsync("sync", "drill").returncode == 0
     converge(env, docs, tmp_path, synced, "the plan once the source has data again")
