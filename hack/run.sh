@@ -42,7 +42,7 @@ done
 
 say "applying examples/ into namespace $NAMESPACE"
 "$KUBECTL" create namespace "$NAMESPACE" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
-"$KUBECTL" apply -n "$NAMESPACE" $(printf -- '-f %s ' examples/[0-9]*.yaml) >/dev/null
+"$KUBECTL" apply -n "$NAMESPACE" -f examples/ >/dev/null
 
 cat <<EOF
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
+from invsync.sandbox.config import unwrap_configmap
 from invsync.sandbox.server import Sandbox, SandboxThread
 from invsync.testing.cluster import REPO_ROOT, Kubectl
 
@@ -450,8 +451,7 @@ def examples_sandbox(op: Operator) -> dict[str, Any]:
         "http://127.0.0.1:8081/webhooks/invsync-demo/",
         f"http://127.0.0.1:{op.webhook_port}/webhooks/{op.namespace}/",
     )
-    config: dict[str, Any] = yaml.safe_load(text)
-    return config
+    return unwrap_configmap(yaml.safe_load(text))
 
 
 def example_manifests(url: str) -> list[dict[str, Any]]:

@@ -23,13 +23,12 @@ pytestmark = pytest.mark.e2e
 
 
 def _objects(path: Path) -> list[dict[str, Any]]:
-    """The Kubernetes objects in a YAML file (other YAML there, e.g. a sandbox fixture, is not one)."""
+    """The Kubernetes objects in a YAML file."""
     docs = yaml.safe_load_all(path.read_text())
     return [d for d in docs if isinstance(d, dict) and "apiVersion" in d and "kind" in d]
 
 
-# the YAML files of examples/ that hold Kubernetes objects (sandbox.yaml is the sandbox's config)
-EXAMPLES = [p for p in sorted((REPO_ROOT / "examples").glob("*.yaml")) if _objects(p)]
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
 
 SYNC_RULE = """
 apiVersion: invsync.dev/v1alpha1
@@ -84,6 +83,15 @@ def test_example_is_accepted(example: Path, kubectl: Kubectl, namespace: str) ->
     for item in stored.get("items", [stored]):
         if item["apiVersion"].startswith("invsync.dev/"):
             KINDS[item["kind"]].model_validate(item)  # what the server stored, defaults included, reads back
+
+
+def test_examples_directory_applies_whole(kubectl: Kubectl, namespace: str) -> None:
+    """As a user runs it: `kubectl apply -f examples/`, every file, nothing refused."""
+    applied = kubectl("apply", "-n", namespace, "-f", str(REPO_ROOT / "examples"), "-o", "name")
+    assert applied.returncode == 0, applied.stderr
+    names = applied.stdout.split()
+    assert "configmap/invsync-sandbox" in names
+    assert sum(n.startswith("syncrule.invsync.dev/") for n in names) >= 3
 
 
 def test_printer_columns(kubectl: Kubectl, namespace: str) -> None:

@@ -105,6 +105,16 @@ def test_config_errors_name_the_field() -> None:
         SandboxThread({"erp": [{"name": "no spaces allowed"}]})
 
 
+def test_a_configmap_manifest_holds_the_config() -> None:
+    plain = load_config(CONFIG)
+    wrapped = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"sandbox.yaml": CONFIG.read_text()}}
+    assert load_config(wrapped) == plain
+    with pytest.raises(ConfigError, match=r"ConfigMap: data\.sandbox\.yaml: missing"):
+        load_config({"apiVersion": "v1", "kind": "ConfigMap", "data": {"other": "x: 1"}})
+    with pytest.raises(ConfigError, match=r"data\.sandbox\.yaml: expected a mapping"):
+        load_config({"apiVersion": "v1", "kind": "ConfigMap", "data": {"sandbox.yaml": "- 1"}})
+
+
 def test_thread_runner_serves_synchronous_callers() -> None:
     with SandboxThread(CONFIG) as sb:
         assert httpx.get(f"{sb.url}/_sandbox/requests").json()["total"] == 0

@@ -164,6 +164,27 @@ class SandboxConfig(_Model):
     seed: int = 0  # addition: seeds the random error rate of faults, so runs repeat
 
 
+CONFIGMAP_KEY = "sandbox.yaml"
+
+
+def unwrap_configmap(raw: dict[str, Any], where: str = "sandbox config") -> dict[str, Any]:
+    """The config itself, or the one held under data.sandbox.yaml of a ConfigMap manifest: shipped that
+    way, examples/ stays one directory `kubectl apply -f` accepts whole, and the sandbox can be mounted
+    in a cluster."""
+    if raw.get("kind") != "ConfigMap":
+        return raw
+    text = (raw.get("data") or {}).get(CONFIGMAP_KEY)
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: ConfigMap: data.{CONFIGMAP_KEY}: missing; it holds the sandbox config")
+    try:
+        inner = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: data.{CONFIGMAP_KEY}: not valid YAML: {exc}") from None
+    if not isinstance(inner, dict):
+        raise ConfigError(f"{where}: data.{CONFIGMAP_KEY}: expected a mapping at the top level")
+    return inner
+
+
 def load_config(source: dict[str, Any] | str | Path) -> SandboxConfig:
     """A validated config from a dict or a YAML file; errors name the file and the field."""
     where = "sandbox config"
@@ -179,6 +200,7 @@ def load_config(source: dict[str, Any] | str | Path) -> SandboxConfig:
         raw = source
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
+    raw = unwrap_configmap(raw, where)
     try:
         return SandboxConfig.model_validate(raw)
     except ValidationError as exc:
