@@ -102,7 +102,12 @@ def test_statefulset_shards_by_ordinal_with_probes_and_a_restricted_context(
     assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["serviceAccountName"] == find("ServiceAccount")["metadata"]["name"]
-    assert sts["spec"]["serviceName"] == find("Service")["metadata"]["name"]
+    service = find("Service")
+    assert sts["spec"]["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"  # stable per-pod names for the peers
+    peers = next(a for a in container["args"] if a.startswith("--peers="))[len("--peers=") :].split(",")
+    name, replicas = sts["metadata"]["name"], sts["spec"]["replicas"]
+    assert peers == [f"http://{name}-{i}.{service['metadata']['name']}:8081" for i in range(replicas)]
 
 
 def test_image_runs_as_the_user_and_ports_the_manifests_expect(find: Callable[[str], Doc]) -> None:
