@@ -30,7 +30,7 @@ from invsync.operator.reconcile import stable_shard
 from invsync.testing.cluster import ControlPlane, Kubectl
 
 pytestmark = pytest.mark.e2e
-TIMEOUT = "2"  # --platform-timeout: a latency spike of 3 s is past it
+TIMEOUT = "3"  # --platform-timeout: a latency spike of 4.5 s is past it
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_latency_past_the_client_timeout_and_partial_pages(env: Env, tmp_path: P
     docs = drill_manifests(env.sandbox.url, env.sandbox.url)
     plan = planned(env, docs, tmp_path / "p0")
     # The second page of products fails 8 times: the first read gives up (6 attempts) and pushes
-    # nothing from half a listing; then 3 s of latency on 3 writes, past the 2 s client timeout.
+    # nothing from half a listing; then 4.5 s of latency on 3 writes, past the 3 s client timeout.
     faults(
         env,
         {
@@ -107,7 +107,7 @@ def test_latency_past_the_client_timeout_and_partial_pages(env: Env, tmp_path: P
             "status": 500,
             "count": 8,
         },
-        {"platform": "tiktok", "operation": "inventory_update", "latency": 3, "count": 3},
+        {"platform": "tiktok", "operation": "inventory_update", "latency": 4.5, "count": 3},
     )
     env.apply(docs)
     converge(env, docs, tmp_path, before, "the plan reached through partial pages and slow writes")
@@ -116,10 +116,10 @@ def test_latency_past_the_client_timeout_and_partial_pages(env: Env, tmp_path: P
     timeouts = env.operator.metric(
         "invsync_platform_requests_total", platform="tiktok", operation="inventory_update", code="timeout"
     )
-    assert timeouts == 3
+    assert timeouts >= 3  # more only if the shared machine stalled a request that long
     # A timed-out write may still land (the platform finished it late); the retry sets the same
     # absolute value, so at most one extra write per timeout and no quantity counted twice.
-    assert products_to_push(plan, before) <= env.writes() <= products_to_push(plan, before) + 3
+    assert products_to_push(plan, before) <= env.writes() <= products_to_push(plan, before) + timeouts
 
 
 def test_a_source_that_answers_an_empty_list_zeroes_nothing(env: Env, tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_network_split_between_operator_and_platform_healed_later(env: Env, tmp_
         wait_for(lambda: live(env) != synced, what="a first push after the stock change")
         relay.cut()
         cut_at = env.writes()
-        time.sleep(6)  # several 2 s timeouts and retries
+        time.sleep(7)  # 3 s timeouts and retries
         # At most the writes in flight when the link dropped (push concurrency: the burst, 10).
         assert env.writes() <= cut_at + 10
         lost = env.operator.metric("invsync_platform_requests_total", platform="tiktok", code="timeout")
