@@ -139,7 +139,7 @@ def test_a_source_that_answers_an_empty_list_zeroes_nothing(env: Env, tmp_path: 
         faults(env, {"platform": "http", "target": "erp", "operation": "inventory", "empty": True, **fault})
         assert env.invsync("sync", "drill").returncode == 0
         cond = wait_for(says_why, what=f"Ready=False SourceUnavailable after the empty read {fault}")
-        assert "returned no stock" in cond["message"]
+        assert cond is not None and "returned no stock" in cond["message"]
         assert live(env) == synced and env.writes() == writes  # nothing zeroed, nothing pushed
         env.admin("DELETE", "faults")
         assert env.invsync("sync", "drill").returncode == 0

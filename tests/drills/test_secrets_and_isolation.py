@@ -112,7 +112,7 @@ def test_no_credential_in_logs_events_status_or_metrics(examples_env: Env) -> No
     )
     assert forged.status_code == 401
     cond = wait_for(lambda: env.condition("Store", "refused"), what="the refused Store's condition")
-    assert cond["reason"] == "AuthFailed"
+    assert cond is not None and cond["reason"] == "AuthFailed"
 
     secrets = credentials() | {wrong, REFRESH_TOKEN, shop.access_token, *shop.stale_tokens}
     seen = everything_visible(env)
@@ -192,8 +192,12 @@ def test_references_resolve_only_in_their_own_namespace(
         ("Warehouse", "borrowed-source"): "SourceNotFound",
     }
     for (kind, name), reason in reasons.items():
-        cond = wait_for(lambda k=kind, n=name: env.condition(k, n), what=f"{kind} {name} Ready condition")
-        assert (cond["status"], cond["reason"]) == ("False", reason), (kind, name, cond)
+
+        def refused(kind: str = kind, name: str = name, reason: str = reason) -> bool:
+            cond = env.condition(kind, name)
+            return cond is not None and (cond["status"], cond["reason"]) == ("False", reason)
+
+        wait_for(refused, what=f"{kind} {name} Ready=False {reason}")
     # Every slot is what this namespace's own w1 (L1) and w2 give, not the other namespace's w1 (L2):
     # the plan of this namespace's world without the names it cannot resolve (they feed no slot).
     valid = drill_manifests(url, url)

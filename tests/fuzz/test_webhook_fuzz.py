@@ -23,7 +23,7 @@ from invsync.operator.http import MAX_WEBHOOK_BODY, webhook_app
 from invsync.providers.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_generic, sign_shopify
 
 SECRET = "fuzz-hook-secret"
-SOURCES = {
+SOURCES: dict[str, dict[str, Any]] = {
     "wms": {"provider": "http", "endpoint": "http://127.0.0.1:9/erp"},
     "shop": {"provider": "shopify", "endpoint": "http://127.0.0.1:9/shopify/s",
              "credentialsSecretRef": {"name": "shop-creds"}},
