@@ -7,7 +7,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 INVSYNC_STATE_DIR ?= .invsync
-CONTROL_PLANE_BIN = $(shell hack/build-control-plane.sh 2>/dev/null)
 
 .PHONY: help
 help: ## list the targets
