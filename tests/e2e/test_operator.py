@@ -16,7 +16,6 @@ from operator_env import (
     example_manifests,
     examples_sandbox,
     ready,
-    sandbox_config,
     seed_manifests,
     summary,
     wait_for,
@@ -25,11 +24,6 @@ from operator_env import (
 from invsync.testing.cluster import Kubectl
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
-    yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, sandbox_config)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from operator_env import (
     env_fixture,
     ready,
     resource,
-    sandbox_config,
     secret,
     seed_manifests,
     wait_for,
@@ -27,11 +26,6 @@ from operator_env import (
 from invsync.testing.cluster import Kubectl
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
-    yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, sandbox_config)
 
 
 def codes(env: Env, platform: str) -> dict[int, int]:

@@ -4,7 +4,6 @@ whitelist, oversell risk, deletion, and shards that agree on ownership (SPEC sec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,8 @@ from operator_env import (
     Env,
     Operator,
     converged,
-    env_fixture,
     ready,
     resource,
-    sandbox_config,
     secret,
     seed_manifests,
     summary,
@@ -27,14 +24,8 @@ from operator_env import (
 )
 
 from invsync.operator.reconcile import stable_shard
-from invsync.testing.cluster import Kubectl
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def env(namespace: str, kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
-    yield from env_fixture(namespace, kubectl, kubeconfig, tmp_path, sandbox_config)
 
 
 def patch(env: Env, kind: str, name: str, body: dict[str, Any]) -> None:
