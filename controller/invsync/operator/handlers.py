@@ -239,6 +239,20 @@ class RuleWorker:
             ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning"
         )
         conditions = {c["type"]: c["status"] for c in report.status["conditions"]}
+        pushed = sum(c.pushed for c in report.stores.values())
+        failed = sum(c.failed for c in report.stores.values())
+        if pushed or failed or report.result != "success":
+            # quiet syncs stay quiet; what changed a channel (or could not) is worth a line
+            log.info(
+                "SyncRule %s/%s: %s (%s sync), pushed %d, failed %d, drifted %d",
+                self.namespace,
+                self.name,
+                report.result,
+                "full" if skus is None else f"{len(skus)}-SKU",
+                pushed,
+                failed,
+                sum(c.drifted for c in report.stores.values()),
+            )
         metrics.set_rule_conditions(self.namespace, self.name, conditions)
         metrics.record_sync(
             self.namespace,
