@@ -4,10 +4,9 @@ point)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
+from examples_world import EXAMPLES, SANDBOX, example_secrets
 from pydantic import BaseModel
 
 from invsync.api.loader import load_and_validate
@@ -15,18 +14,6 @@ from invsync.engine import Listing, World, compute_plan, push_batches
 from invsync.providers import SalesChannel, build_channel, build_source
 from invsync.sandbox.server import run_sandbox
 from invsync.snapshots import load_inventory, load_listings
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SANDBOX = "http://127.0.0.1:18090"
-
-
-def _secrets() -> dict[str, dict[str, str]]:
-    docs: list[Any] = [d for p in EXAMPLES.glob("*.yaml") for d in yaml.safe_load_all(p.read_text())]
-    return {
-        d["metadata"]["name"]: d["stringData"]
-        for d in docs
-        if isinstance(d, dict) and d.get("kind") == "Secret"
-    }
 
 
 def _at(resource: Any, url: str) -> Any:
@@ -43,7 +30,7 @@ async def _listings(channels: dict[str, SalesChannel]) -> list[Listing]:
 
 async def test_examples_converge_to_the_plan_of_the_snapshots() -> None:
     manifests = load_and_validate([str(EXAMPLES)])
-    secrets = _secrets()
+    secrets = example_secrets()
     snapshot_world = World(
         manifests.rules,
         manifests.stores,

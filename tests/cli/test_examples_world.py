@@ -3,29 +3,15 @@ against the sandbox converges to exactly what `invsync plan` prints for the snap
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import yaml
+from examples_world import EXAMPLES, SANDBOX, example_secrets
 
 from invsync.api.loader import load_and_validate
 from invsync.engine import Listing, StockRecord
 from invsync.sandbox.config import load_config
 from invsync.snapshots import load_inventory, load_listings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONFIG = load_config(EXAMPLES / "sandbox.yaml")
 MANIFESTS = load_and_validate([str(EXAMPLES)])
-SANDBOX = "http://127.0.0.1:18090"
-
-
-def _secrets() -> dict[str, dict[str, str]]:
-    docs: list[Any] = [d for p in EXAMPLES.glob("*.yaml") for d in yaml.safe_load_all(p.read_text())]
-    return {
-        d["metadata"]["name"]: d["stringData"]
-        for d in docs
-        if isinstance(d, dict) and d.get("kind") == "Secret"
-    }
 
 
 def test_snapshots_hold_the_sandbox_stock() -> None:
@@ -64,7 +50,7 @@ def test_snapshots_hold_the_sandbox_listings() -> None:
 
 
 def test_manifests_point_at_the_sandbox_with_its_credentials() -> None:
-    secrets = _secrets()
+    secrets = example_secrets()
     assert CONFIG.tiktok is not None
     shops = {shop.cipher: shop for shop in CONFIG.tiktok.shops}
     for st in MANIFESTS.stores:

@@ -295,28 +295,9 @@ def _head(tmp_path: Path, execution_ratio: int) -> Path:
     return head
 
 
-def test_diff_no_change_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    head = _head(tmp_path, 90)
-    code, out, _ = _run(
-        capsys,
-        "diff",
-        "--base",
-        str(EXAMPLES),
-        "--head",
-        str(head),
-        "--inventory",
-        INVENTORY,
-        "--listings",
-        LISTINGS,
-    )
-    assert (code, out.strip()) == (0, "no listing changes")
-
-
-def test_diff_changes_exit_1_markdown_summary_then_rows(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    head = _head(tmp_path, 50)  # EasyBoss execution ratio 90 -> 50
-    argv = [
+def _diff_argv(head: Path) -> list[str]:
+    """`invsync diff` of examples/ against `head`, on the example snapshots."""
+    return [
         "diff",
         "--base",
         str(EXAMPLES),
@@ -327,6 +308,19 @@ def test_diff_changes_exit_1_markdown_summary_then_rows(
         "--listings",
         LISTINGS,
     ]
+
+
+def test_diff_no_change_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = _head(tmp_path, 90)
+    code, out, _ = _run(capsys, *_diff_argv(head))
+    assert (code, out.strip()) == (0, "no listing changes")
+
+
+def test_diff_changes_exit_1_markdown_summary_then_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = _head(tmp_path, 50)  # EasyBoss execution ratio 90 -> 50
+    argv = _diff_argv(head)
     code, md, _ = _run(capsys, *argv, "-o", "markdown")
     assert code == 1
     summary_at = md.index("| store | up | down | to zero | units moved |")
@@ -352,18 +346,7 @@ def test_diff_changes_exit_1_markdown_summary_then_rows(
 
 def test_diff_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     head = _head(tmp_path, 150)
-    code, _, err = _run(
-        capsys,
-        "diff",
-        "--base",
-        str(EXAMPLES),
-        "--head",
-        str(head),
-        "--inventory",
-        INVENTORY,
-        "--listings",
-        LISTINGS,
-    )
+    code, _, err = _run(capsys, *_diff_argv(head))
     assert code == 2 and "40-rules.yaml: SyncRule/easyboss-multi-warehouse: spec.executionRatio" in err
 
 
