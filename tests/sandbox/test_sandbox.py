@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -280,3 +281,19 @@ def test_generated_sources_line_up_with_generated_listings() -> None:
     assert len(snap["erp"]["wms"]["items"]) == 1 + 4
     with pytest.raises(ConfigError, match=r"generate\.sku: .*not a format string"):
         load_config(raw | {"erp": [{"name": "x", "generate": {"items": 1, "sku": "S-{name}"}}]})
+
+
+def test_a_client_gone_mid_request_is_neither_an_error_nor_counted(caplog: pytest.LogCaptureFixture) -> None:
+    app = load_config(CONFIG).tiktok
+    assert app is not None
+    with SandboxThread(CONFIG) as sb:
+        host, port = sb.url.removeprefix("http://").split(":")
+        query = f"app_key={app.app_key}&timestamp={int(time.time())}"  # past the checks made before the body
+        with socket.create_connection((host, int(port))) as conn:  # promise a body, send part, hang up
+            conn.sendall(
+                f"POST /product/202309/products/search?{query} HTTP/1.1\r\nHost: x\r\n"
+                'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"page'.encode()
+            )
+        assert httpx.get(f"{sb.url}/_sandbox/state").status_code == 200  # the server has moved on
+        assert httpx.get(f"{sb.url}/_sandbox/requests").json()["total"] == 0
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]

@@ -86,6 +86,10 @@ async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except web.HTTPException as exc:
         response = exc
+    except ConnectionResetError:
+        # the client went away mid-request (e.g. an operator stopped): nothing was answered, nothing counted
+        log.debug("%s: client disconnected", request.path)
+        raise web.HTTPBadRequest(reason="client disconnected") from None
     label = request.get(LABEL_KEY)
     if label is not None:
         request.app[STATE_KEY].requests[(*label, str(response.status))] += 1
