@@ -799,9 +799,13 @@ def _count(
 ) -> dict[str, StoreCounts]:
     """Per-store counts after the sync: `drifted` is what still differs once the pushes are done."""
     counts = {s: StoreCounts() for s in selected_stores(rule, snap.stores)[0]}
-    for store, engine in plan.counts().items():
-        c = counts.setdefault(store, StoreCounts())
-        c.unmatched, c.held, c.conflicted = engine.unmatched, engine.held, engine.conflicted
+    # what the rule leaves alone comes straight from the plan (plan.counts() would walk every row again)
+    for store, n in plan.unmatched.items():
+        counts.setdefault(store, StoreCounts()).unmatched = n
+    for store, n in plan.held.items():
+        counts.setdefault(store, StoreCounts()).held = n
+    for conflict in plan.conflicts:
+        counts.setdefault(conflict.store, StoreCounts()).conflicted += conflict.count
     for row in rows:
         key = _slot(row)
         c = counts.setdefault(row.store, StoreCounts())
