@@ -40,6 +40,14 @@ class _Row:
             raise self.fail(field, f"expected a string, got {value!r}")
         return value
 
+    def optional_text(self, field: str) -> str:
+        value = self.values.get(field)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(field, f"expected a string, got {value!r}")
+        return value
+
     def ref(self, field: str, kind: str, known: Collection[str] | None) -> str:
         """A name that must be one of the manifests' `kind` resources (None: not checked)."""
         value = self.text(field)
@@ -115,7 +123,11 @@ def _load(
 
 
 INVENTORY_COLUMNS = ("source", "location", "sku", "available", "continueSelling", "enabled")
-LISTING_COLUMNS = ("store", "sku", "productId", "skuId", "channelWarehouseId", "quantity")
+LISTING_COLUMNS = (
+    *("store", "sku", "productId", "skuId", "channelWarehouseId", "quantity"),
+    *("status", "writable"),
+)
+_LISTING_REQUIRED = 6  # status and writable are optional
 
 
 def load_inventory(path: str, sources: Collection[str] | None = None) -> list[StockRecord]:
@@ -144,7 +156,7 @@ def load_listings(path: str, stores: Collection[str] | None = None) -> list[List
         path,
         "listings",
         LISTING_COLUMNS,
-        len(LISTING_COLUMNS),
+        _LISTING_REQUIRED,
         lambda r: Listing(
             r.ref("store", "Store", stores),
             r.text("sku"),
@@ -152,5 +164,7 @@ def load_listings(path: str, stores: Collection[str] | None = None) -> list[List
             r.text("skuId"),
             r.text("channelWarehouseId"),
             r.integer("quantity", minimum=0),
+            r.optional_text("status"),
+            r.flag("writable", True),
         ),
     )

@@ -27,6 +27,11 @@ class Listing:
     sku_id: str
     channel_warehouse_id: str
     quantity: int
+    # The platform's product status as read ("" when it has none), and whether the platform accepts
+    # inventory updates for it (TikTok: only ACTIVATE products). A slot that is not writable is read
+    # and reported, never pushed.
+    status: str = ""
+    writable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,9 @@ class SlotUpdate:
     channel_warehouse_id: str
     quantity: int
     sku: str = ""  # seller SKU, for reporting
+    # Sent at its live value only because the platform takes a SKU's warehouses together (TikTok:
+    # every warehouse assigned to the SKU in each update); not a change the plan asked for.
+    carried: bool = False
 
 
 @dataclass(frozen=True, slots=True)
