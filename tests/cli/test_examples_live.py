@@ -63,7 +63,7 @@ async def test_examples_converge_to_the_plan_of_the_snapshots() -> None:
             assert sorted(map(repr, live)) == sorted(map(repr, snapshot_world.listings))
             plan = compute_plan(World(manifests.rules, manifests.stores, manifests.warehouses, stock, live))
             for rule in manifests.rules:
-                for batch in push_batches(plan.rules[rule.name].rows, rule.spec.push.order):
+                for batch in push_batches(plan.rules[rule.name].rows, rule.spec.push.order, listings=live):
                     outcomes = await channels[batch.store].push(batch.product_id, batch.updates)
                     assert all(o.ok for o in outcomes), outcomes
             after = await _listings(channels)

@@ -8,7 +8,16 @@ import pytest
 from engine_factories import listing, rule, stock, store, warehouse, world
 
 from invsync.api.kinds import SafetyPolicy
-from invsync.engine import PlanRow, World, compute_plan, diff_plans, explain, push_batches, safety_hold
+from invsync.engine import (
+    Listing,
+    PlanRow,
+    World,
+    compute_plan,
+    diff_plans,
+    explain,
+    push_batches,
+    safety_hold,
+)
 
 
 def test_explain_walks_every_step_with_the_numbers() -> None:
@@ -78,14 +87,14 @@ def test_push_batches_group_per_product_skip_in_sync_and_put_decreases_first() -
         _row("MIX-1", 1, 2, "p-mix", "c1"),
         _row("MIX-1", 5, 0, "p-mix", "c2"),
     ]
-    batches = push_batches(rows, "DecreasesFirst")
+    batches = push_batches(rows, "DecreasesFirst", listings=())
     assert [(b.product_id, b.priority) for b in batches] == [("p-mix", 0), ("p-down", 1), ("p-up", 2)]
     mix = batches[0]
     assert [(u.channel_warehouse_id, u.quantity, u.sku) for u in mix.updates] == [
         ("c1", 2, "MIX-1"),
         ("c2", 0, "MIX-1"),
     ]
-    as_listed = push_batches(rows, "AsListed")
+    as_listed = push_batches(rows, "AsListed", listings=())
     assert [b.product_id for b in as_listed] == ["p-up", "p-down", "p-mix"]
 
 
@@ -128,3 +137,19 @@ def test_diff_counts_zeroes_and_matches_by_key_across_snapshots() -> None:
         1,
         0,
     )
+
+
+def test_a_changed_sku_carries_its_other_warehouses_at_their_live_values() -> None:
+    """TikTok update-inventory: every warehouse assigned to the SKU in each update (docs/platforms.md)."""
+    rows = [PlanRow("r", "s", "c1", "MW-1", "p", "sku-1", 4, 9, "ratio")]
+    listings = [
+        Listing("s", "MW-1", "p", "sku-1", "c1", 4),
+        Listing("s", "MW-1", "p", "sku-1", "c2", 7),  # not managed by the rule: its live value goes along
+        Listing("s", "OTHER", "p", "sku-2", "c1", 3),  # another SKU of the product: unchanged, not sent
+        Listing("t", "MW-1", "p", "sku-1", "c3", 1),  # another store
+    ]
+    (batch,) = push_batches(rows, "DecreasesFirst", listings=listings)
+    assert [(u.channel_warehouse_id, u.quantity, u.carried) for u in batch.updates] == [
+        ("c1", 9, False),
+        ("c2", 7, True),
+    ]

@@ -131,7 +131,8 @@ class FakeChannel:
 
     @property
     def pushed(self) -> dict[str, int]:
-        return {u.sku: u.quantity for _, batch in self.pushes for u in batch}
+        """What the plan changed: carried slots (sent at their live value) left out."""
+        return {u.sku: u.quantity for _, batch in self.pushes for u in batch if not u.carried}
 
 
 class FakeSource:
@@ -225,7 +226,7 @@ async def test_aftership_seed_quantities_are_pushed_and_summarised() -> None:
     }
 
 
-async def test_easyboss_multi_warehouse_slot_gets_45_and_only_differing_slots_are_pushed() -> None:
+async def test_easyboss_multi_warehouse_slot_gets_45_and_the_skus_other_warehouses_ride_along() -> None:
     st = store("tt", [("CW1", ["w1"]), ("CW2", ["w2"]), ("CW3", ["w3"])])
     whs = [warehouse("w1", "L1"), warehouse("w2", "L2"), warehouse("w3", "L3")]
     ch = FakeChannel([listing("A", 0, "CW1"), listing("A", 0, "CW2"), listing("A", 0, "CW3")])
@@ -235,7 +236,9 @@ async def test_easyboss_multi_warehouse_slot_gets_45_and_only_differing_slots_ar
     )
     r = rule(warehouses=[{"name": w, "ratio": 50} for w in ("w1", "w2", "w3")], executionRatio=90)
     report = await run(r, world(r, [st], whs), FakePorts({"tt": ch}, {"wms": src}, SECRETS))
-    assert [(u.channel_warehouse_id, u.quantity) for _, b in ch.pushes for u in b] == [("CW1", 45)]
+    # TikTok takes every warehouse of the SKU in each update: CW2 and CW3 go at their live values.
+    sent = [(u.channel_warehouse_id, u.quantity, u.carried) for _, b in ch.pushes for u in b]
+    assert sent == [("CW1", 45, False), ("CW2", 0, True), ("CW3", 0, True)]
     assert report.status["summary"]["inSync"] == 3 and report.status["summary"]["pushed"] == 1
 
 
@@ -314,7 +317,10 @@ async def test_unknown_location_holds_what_it_feeds() -> None:
         r, world(r, [st], whs), FakePorts({"tt": ch}, {"wms": FakeSource([stock("A", 3)])}, SECRETS)
     )
     assert ch.pushed == {"A": 3}
-    assert [u.channel_warehouse_id for _, b in ch.pushes for u in b] == ["CW1"]
+    assert [(u.channel_warehouse_id, u.carried) for _, b in ch.pushes for u in b] == [
+        ("CW1", False),
+        ("CW2", True),
+    ]
     wh = next(o for o in report.objects if o.kind == "Warehouse" and o.name == "sby")
     assert wh.conditions[0].reason == "LocationNotFound"
     assert "location L9 not found in InventorySource wms" in wh.conditions[0].message

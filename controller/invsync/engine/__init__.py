@@ -20,8 +20,9 @@ Public API (the operator and the CLI code against exactly these):
   rule selects, unmatched or held. ``PlanRow.reason`` is one of ``REASONS``.
 - ``explain(world, rule, sku) -> list[Explanation]``: one per listing slot of the SKU in the rule's
   stores; ``Explanation.steps`` are the SPEC section 2 steps with their numbers.
-- ``safety_hold(rows, policy) -> Hold | None``; ``push_batches(rows, order) -> list[ProductBatch]``
-  (changed slots per (store, product); DecreasesFirst: priority 0 zeroes, 1 decreases, 2 increases).
+- ``safety_hold(rows, policy) -> Hold | None``; ``push_batches(rows, order, listings=) -> list[ProductBatch]``
+  (changed slots per (store, product), each changed SKU carrying its other slots from ``listings`` at
+  their live values; DecreasesFirst: priority 0 zeroes, 1 decreases, 2 increases).
 - ``diff_plans(base, head) -> Diff`` with ``rows`` (DiffRow: store, channel_warehouse_id, sku, before,
   after, delta; in listing order) and ``stores`` (StoreChange: up, down, to_zero, units_moved).
 """

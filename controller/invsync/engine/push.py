@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
 from ..api.kinds import SafetyPolicy
-from .records import Hold, PlanRow, ProductBatch, SlotUpdate
+from .records import Hold, Listing, PlanRow, ProductBatch, SlotUpdate
 
 
 def safety_hold(rows: Sequence[PlanRow], policy: SafetyPolicy) -> Hold | None:
@@ -33,19 +33,39 @@ def _priority(updates: Iterable[tuple[int, int]]) -> int:
     return best
 
 
-def push_batches(rows: Iterable[PlanRow], order: str) -> list[ProductBatch]:
-    """Changed slots grouped per (store, product); with DecreasesFirst, zeroes and decreases lead."""
+def push_batches(rows: Iterable[PlanRow], order: str, *, listings: Iterable[Listing]) -> list[ProductBatch]:
+    """Changed slots grouped per (store, product); with DecreasesFirst, zeroes and decreases lead.
+
+    A SKU with a changed slot carries every other slot `listings` holds for it, at its live value
+    (`SlotUpdate.carried`): TikTok refuses an inventory update that leaves out a warehouse assigned
+    to the SKU (docs/platforms.md), so an update names all of them or none.
+    """
     grouped: dict[tuple[str, str], list[PlanRow]] = {}
+    changed_slots: set[tuple[str, str, str, str]] = set()
     for r in rows:
         if r.live != r.desired:
             grouped.setdefault((r.store, r.product_id), []).append(r)
+            changed_slots.add((r.store, r.product_id, r.sku_id, r.channel_warehouse_id))
+    changed_skus = {(store, product, sku_id) for store, product, sku_id, _ in changed_slots}
+    carried: dict[tuple[str, str], list[SlotUpdate]] = {}
+    for x in listings:
+        if (x.store, x.product_id, x.sku_id) in changed_skus and (
+            x.store,
+            x.product_id,
+            x.sku_id,
+            x.channel_warehouse_id,
+        ) not in changed_slots:
+            carried.setdefault((x.store, x.product_id), []).append(
+                SlotUpdate(x.product_id, x.sku_id, x.channel_warehouse_id, x.quantity, x.sku, carried=True)
+            )
     batches = [
         ProductBatch(
             store=store,
             product_id=product,
             updates=tuple(
                 SlotUpdate(r.product_id, r.sku_id, r.channel_warehouse_id, r.desired, r.sku) for r in changed
-            ),
+            )
+            + tuple(carried.get((store, product), ())),
             priority=_priority((r.live, r.desired) for r in changed) if order == "DecreasesFirst" else 0,
         )
         for (store, product), changed in grouped.items()

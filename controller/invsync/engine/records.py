@@ -103,7 +103,8 @@ class Hold:
 
 @dataclass(frozen=True, slots=True)
 class ProductBatch:
-    """One platform write: every changed slot of one product (TikTok takes one update per product)."""
+    """One platform write: every changed slot of one product (TikTok takes one update per product),
+    and the other slots of the changed SKUs, carried at their live values."""
 
     store: str
     product_id: str

@@ -495,6 +495,7 @@ async def push_rows(
     channels: Mapping[str, SalesChannel],
     progress: Progress,
     *,
+    listings: Iterable[Listing],
     concurrency: Mapping[str, int],
     progress_every: float = 1.0,
 ) -> tuple[dict[SlotKey, PushOutcome], dict[str, str]]:
@@ -504,10 +505,10 @@ async def push_rows(
     refusal message."""
     queues: dict[str, deque[ProductBatch]] = {store: deque() for store in channels}
     total = 0
-    for batch in push_batches(rows, order):
+    for batch in push_batches(rows, order, listings=listings):
         if batch.store in queues:
             queues[batch.store].append(batch)
-            total += len(batch.updates)
+            total += sum(not u.carried for u in batch.updates)
     outcomes: dict[SlotKey, PushOutcome] = {}
     refused: dict[str, str] = {}
     done = 0
@@ -525,9 +526,10 @@ async def push_rows(
                 results = [PushOutcome(u, False, str(exc)) for u in batch.updates]
             except ProviderError as exc:
                 results = [PushOutcome(u, False, str(exc)) for u in batch.updates]
-            for out in results:
+            planned = [out for out in results if not out.update.carried]
+            for out in planned:
                 outcomes[(store, out.update.channel_warehouse_id, out.update.sku)] = out
-            done += len(batch.updates)
+            done += len(planned)
             if time.monotonic() - last_report >= progress_every and done < total:
                 last_report = time.monotonic()
                 await progress(done, total)
@@ -671,7 +673,14 @@ async def _plan_and_push(
     outcomes: dict[SlotKey, PushOutcome] = {}
     if pushing and due:
         concurrency = {name: push_concurrency(snap.stores[name]) for name in channels if name in snap.stores}
-        outcomes, refused = await push_rows(due, spec.push.order, channels, progress, concurrency=concurrency)
+        outcomes, refused = await push_rows(
+            due,
+            spec.push.order,
+            channels,
+            progress,
+            listings=state.listings.values(),
+            concurrency=concurrency,
+        )
         for name in refused:
             msg = (
                 f"Store {name}: TikTok refused a per-warehouse inventory update: the shop is not whitelisted "
