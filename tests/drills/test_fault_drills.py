@@ -26,7 +26,7 @@ from drill_env import (
 )
 from operator_env import Env, Operator, env_fixture, wait_for
 
-from invsync.operator.reconcile import stable_shard
+from invsync.operator.runtime import stable_shard
 from invsync.testing.cluster import ControlPlane, Kubectl
 
 pytestmark = pytest.mark.e2e

@@ -23,7 +23,7 @@ from operator_env import (
     wait_for,
 )
 
-from invsync.operator.reconcile import stable_shard
+from invsync.operator.runtime import stable_shard
 
 pytestmark = pytest.mark.e2e
 

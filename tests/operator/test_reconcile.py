@@ -15,18 +15,10 @@ import pytest
 from invsync.api import InventorySource, Store, SyncRule, SyncRuleStatus, Warehouse
 from invsync.engine.records import ChannelWarehouse, Listing, Location, SlotUpdate, StockRecord
 from invsync.operator.conditions import Cond, find
-from invsync.operator.reconcile import (
-    APPROVE_HOLD,
-    ObjectStatus,
-    RuleMemory,
-    SharedMemory,
-    Snapshot,
-    SyncReport,
-    object_patch,
-    stable_shard,
-    status_patch,
-    sync_rule,
-)
+from invsync.operator.reconcile import sync_rule
+from invsync.operator.report import object_patch, status_patch
+from invsync.operator.runtime import stable_shard
+from invsync.operator.state import APPROVE_HOLD, ObjectStatus, RuleMemory, SharedMemory, Snapshot, SyncReport
 from invsync.providers.base import AuthError, PushOutcome, UnavailableError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from invsync.engine.records import StockRecord
-from invsync.operator.handlers import Operator, RuleWorker
 from invsync.operator.kube import Kube
-from invsync.operator.reconcile import Shard
+from invsync.operator.runtime import Operator, Shard
+from invsync.operator.worker import RuleWorker
 
 
 def body(name: str, generation: int = 1, **annotations: str) -> dict[str, Any]:

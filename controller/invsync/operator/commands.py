@@ -13,7 +13,8 @@ from typing import Any
 from ..errors import InputError
 from ..providers import RetryPolicy
 from .conditions import find, rfc3339
-from .reconcile import REQUESTED_AT, Shard
+from .runtime import Shard
+from .state import REQUESTED_AT
 
 
 def add_commands(sub: Any) -> None:
@@ -102,9 +103,10 @@ async def _operate(
 ) -> None:
     import kopf
 
-    from .handlers import Operator, register
+    from .handlers import register
     from .http import metrics_app, serve, webhook_app
     from .kube import Kube, KubePorts, load_config
+    from .runtime import Operator
 
     op = Operator(Kube(load_config()), shard)
     op.ports = KubePorts(op.kube, op.read_secret, retry)

@@ -1,0 +1,352 @@
+"""Observe: read the sources and channels a rule uses into the engine's world, and the status of
+every object read. Failures become Problems naming the object; nothing here decides a quantity."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ..api import InventorySource, Store, SyncRule, Warehouse
+from ..engine import PlanRow
+from ..engine.records import ChannelWarehouse, Listing, Location, StockRecord
+from ..providers.base import AuthError, ProviderError, SalesChannel
+from .conditions import MULTI_WAREHOUSE, READY, Cond, rfc3339
+from .state import ObjectStatus, Ports, Problem, ReadState, SharedMemory, SlotKey, Snapshot, slot_key
+
+
+def selected_stores(rule: SyncRule, stores: Mapping[str, Store]) -> tuple[list[str], list[str]]:
+    """(existing store names the rule selects, named stores that do not exist)."""
+    sel = rule.spec.stores
+    names = list(dict.fromkeys(sel.names))
+    if sel.selector is not None:
+        names += [n for n, s in sorted(stores.items()) if sel.selector.matches(s.metadata.labels)]
+    names = list(dict.fromkeys(names))
+    return [n for n in names if n in stores], [n for n in names if n not in stores]
+
+
+def selected_warehouses(rule: SyncRule, warehouses: Mapping[str, Warehouse]) -> tuple[list[str], list[str]]:
+    """(existing warehouse names the rule selects, named warehouses that do not exist)."""
+    found: list[str] = []
+    missing: list[str] = []
+    for entry in rule.spec.warehouses:
+        if entry.name is not None:
+            (found if entry.name in warehouses else missing).append(entry.name)
+        elif entry.selector is not None:
+            found += [n for n, w in sorted(warehouses.items()) if entry.selector.matches(w.metadata.labels)]
+    return list(dict.fromkeys(found)), list(dict.fromkeys(missing))
+
+
+def feeders(store: Store, channel_warehouse_id: str, rule_warehouses: Collection[str]) -> set[str]:
+    """Warehouse names (existing or not) whose data decides this channel slot's quantity."""
+    if not store.spec.warehouses:
+        return set(rule_warehouses)
+    for mapping in store.spec.warehouses:
+        if mapping.channel_warehouse_id == channel_warehouse_id:
+            return set(mapping.warehouse_refs) & set(rule_warehouses)
+    return set()
+
+
+def dependencies(rule: SyncRule, snap: Snapshot) -> set[tuple[str, str]]:
+    """(kind, name) of every object whose change must re-trigger this rule, missing ones included."""
+    stores, missing_stores = selected_stores(rule, snap.stores)
+    whs, missing_whs = selected_warehouses(rule, snap.warehouses)
+    deps = {("Store", n) for n in (*stores, *missing_stores)} | {
+        ("Warehouse", n) for n in (*whs, *missing_whs)
+    }
+    for name in stores:
+        deps.add(("Secret", snap.stores[name].spec.credentials_secret_ref.name))
+        deps |= {("Warehouse", ref) for m in snap.stores[name].spec.warehouses for ref in m.warehouse_refs}
+    for name in whs:
+        src_name = snap.warehouses[name].spec.source_ref.name
+        deps.add(("InventorySource", src_name))
+        src = snap.sources.get(src_name)
+        if src is not None and src.spec.credentials_secret_ref is not None:
+            deps.add(("Secret", src.spec.credentials_secret_ref.name))
+    return deps
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(slots=True)
+class _SourceRead:
+    records: list[StockRecord] = field(default_factory=list)
+    locations: dict[str, Location] = field(default_factory=dict)
+    problem: Problem | None = None
+
+
+async def _read_source(
+    snap: Snapshot, name: str, ports: Ports, shared: SharedMemory, now: datetime
+) -> tuple[_SourceRead, ObjectStatus | None]:
+    src = snap.sources.get(name)
+    if src is None:
+        return _SourceRead(problem=Problem("SourceNotFound", f"InventorySource {name} not found")), None
+    secret: Mapping[str, str] | None = None
+    ref = src.spec.credentials_secret_ref
+    if ref is not None:
+        secret = await ports.read_secret(snap.namespace, ref.name)
+        if secret is None:
+            msg = f"Secret {ref.name} (credentials of InventorySource {name}) not found"
+            return _SourceRead(problem=Problem("SecretNotFound", msg)), _source_status(
+                src, msg, "SecretNotFound"
+            )
+    locations_wanted = sorted(
+        {w.spec.location_id for w in snap.warehouses.values() if w.spec.source_ref.name == name}
+    )
+    read = _SourceRead()
+    known: list[str] = []
+    try:
+        provider = ports.source(src, secret)
+    except ProviderError as exc:
+        msg = f"InventorySource {name}: {exc}"
+        return _SourceRead(problem=Problem("InvalidCredentials", msg)), _source_status(
+            src, msg, "InvalidCredentials"
+        )
+    try:
+        read.locations = {loc.id: loc for loc in await provider.list_locations()}
+        # A generic HTTP source may not list its locations: then every location is taken as known.
+        known = [loc for loc in locations_wanted if loc in read.locations or not read.locations]
+        read.records = await provider.read_stock(known) if known else []
+    except AuthError as exc:
+        read.problem = Problem("AuthFailed", f"InventorySource {name} refused the credentials: {exc}")
+    except ProviderError as exc:
+        read.problem = Problem("SourceUnavailable", f"InventorySource {name} could not be read: {exc}")
+    finally:
+        await provider.aclose()
+    if read.problem is None and known:
+        # Per location: one location answering empty would otherwise zero every slot it feeds.
+        counts = Counter(r.location for r in read.records)
+        emptied = [
+            (loc, before)
+            for loc in known
+            if not counts[loc] and (before := shared.source_items.get((snap.namespace, name, loc), 0)) > 0
+        ]
+        if emptied:
+            loc, before = emptied[0]
+            read.problem = Problem(
+                "SourceUnavailable",
+                f"InventorySource {name} returned no stock where the last read had {before} records "
+                f"(location {loc}); nothing is pushed from it until it returns data",
+            )
+        else:
+            for loc in known:
+                shared.source_items[(snap.namespace, name, loc)] = counts[loc]
+    if read.problem is not None:
+        return read, _source_status(src, read.problem.message, read.problem.reason)
+    status = ObjectStatus(
+        "InventorySource",
+        name,
+        [
+            Cond(
+                READY,
+                "True",
+                "Fetched",
+                f"{len(read.records)} stock records at {len(read.locations)} locations",
+            )
+        ],
+        {
+            "locations": [{"id": x.id, "name": x.name, "active": x.active} for x in read.locations.values()],
+            "items": len(read.records),
+            "lastFetchTime": rfc3339(now),
+        },
+    )
+    return read, status
+
+
+def _source_status(src: InventorySource, message: str, reason: str) -> ObjectStatus:
+    return ObjectStatus("InventorySource", src.name, [Cond(READY, "False", reason, message)], {})
+
+
+@dataclass(slots=True)
+class _StoreRead:
+    channel: SalesChannel | None = None
+    warehouses: list[ChannelWarehouse] = field(default_factory=list)
+    listings: list[Listing] = field(default_factory=list)
+    problem: Problem | None = None
+
+
+async def _read_store(snap: Snapshot, name: str, ports: Ports) -> _StoreRead:
+    store = snap.stores[name]
+    secret_name = store.spec.credentials_secret_ref.name
+    secret = await ports.read_secret(snap.namespace, secret_name)
+    if secret is None:
+        msg = f"Secret {secret_name} (credentials of Store {name}) not found"
+        return _StoreRead(problem=Problem("SecretNotFound", msg))
+    read = _StoreRead()
+    try:
+        read.channel = ports.channel(store, secret)
+    except ProviderError as exc:
+        return _StoreRead(problem=Problem("InvalidCredentials", f"Store {name}: {exc}"))
+    try:
+        read.warehouses = await read.channel.list_warehouses()
+        read.listings = await read.channel.list_listings()
+    except AuthError as exc:
+        read.problem = Problem(
+            "AuthFailed", f"Store {name}: the platform refused the credentials in Secret {secret_name}: {exc}"
+        )
+    except ProviderError as exc:
+        read.problem = Problem("StoreUnavailable", f"Store {name} could not be read: {exc}")
+    return read
+
+
+def with_refusal(obs: ObjectStatus, message: str) -> ObjectStatus:
+    conds = [
+        Cond(READY, "False", "NotWhitelisted", message),
+        Cond(MULTI_WAREHOUSE, "False", "NotWhitelisted", message),
+    ]
+    return replace(obs, conditions=conds)
+
+
+def _store_status(store: Store, read: _StoreRead, refused: str | None, listings: int) -> ObjectStatus:
+    multi = (
+        Cond(MULTI_WAREHOUSE, "False", "NotWhitelisted", refused)
+        if refused is not None
+        else Cond(MULTI_WAREHOUSE, "True", "Enabled", "per-warehouse quantities are pushed")
+        if store.spec.multi_warehouse
+        else Cond(MULTI_WAREHOUSE, "False", "Disabled", "multiWarehouse is false: one quantity per listing")
+    )
+    if read.problem is not None:
+        return ObjectStatus(
+            "Store", store.name, [Cond(READY, "False", read.problem.reason, read.problem.message), multi], {}
+        )
+    ready = (
+        Cond(READY, "False", "NotWhitelisted", refused)
+        if refused is not None
+        else Cond(
+            READY, "True", "Connected", f"{listings} listings in {len(read.warehouses)} channel warehouses"
+        )
+    )
+    cws = [
+        {"id": w.id, "name": w.name, "type": w.type, "effectStatus": w.effect_status} for w in read.warehouses
+    ]
+    return ObjectStatus("Store", store.name, [ready, multi], {"channelWarehouses": cws, "listings": listings})
+
+
+def _warehouse_status(wh: Warehouse, problem: Problem | None, records: Iterable[StockRecord]) -> ObjectStatus:
+    if problem is not None:
+        return ObjectStatus("Warehouse", wh.name, [Cond(READY, "False", problem.reason, problem.message)], {})
+    mine = [r for r in records if r.location == wh.spec.location_id and r.enabled]
+    return ObjectStatus(
+        "Warehouse",
+        wh.name,
+        [Cond(READY, "True", "Available", f"{len(mine)} SKUs at location {wh.spec.location_id}")],
+        {"skus": len({r.sku for r in mine}), "available": sum(max(r.available, 0) for r in mine)},
+    )
+
+
+def _warehouse_problem(wh: Warehouse, read: _SourceRead) -> Problem | None:
+    """Why a Warehouse is not Ready after its source was read, if it is not."""
+    if read.problem is not None:
+        return read.problem
+    # A source that lists no locations (a generic HTTP source may not) knows every location.
+    loc = read.locations.get(wh.spec.location_id, None if read.locations else Location(""))
+    where = f"Warehouse {wh.name}: location {wh.spec.location_id}"
+    if loc is None:
+        return Problem("LocationNotFound", f"{where} not found in InventorySource {wh.spec.source_ref.name}")
+    if not loc.active:
+        return Problem(
+            "LocationInactive", f"{where} is inactive in InventorySource {wh.spec.source_ref.name}"
+        )
+    return None
+
+
+async def observe_source(
+    snap: Snapshot, name: str, ports: Ports, shared: SharedMemory, now: datetime
+) -> list[ObjectStatus]:
+    """The status of an InventorySource and of every Warehouse in it, for objects no rule reads."""
+    read, status = await _read_source(snap, name, ports, shared, now)
+    found = [status] if status is not None else []
+    return found + [
+        _warehouse_status(wh, _warehouse_problem(wh, read), read.records)
+        for wh in snap.warehouses.values()
+        if wh.spec.source_ref.name == name
+    ]
+
+
+async def observe_store(snap: Snapshot, name: str, ports: Ports, shared: SharedMemory) -> list[ObjectStatus]:
+    """The status of a Store no rule uses: its credentials, channel warehouses and listings."""
+    read = await _read_store(snap, name, ports)
+    if read.channel is not None:
+        await read.channel.aclose()
+    store = snap.stores[name]
+    return [_store_status(store, read, shared.refusal(store), len(read.listings))]
+
+
+async def read_world(
+    rule: SyncRule, snap: Snapshot, ports: Ports, shared: SharedMemory, now: datetime
+) -> tuple[ReadState, dict[str, SalesChannel]]:
+    """Read every source and store the rule uses, concurrently; failures become Problems."""
+    problems: list[Problem] = []
+    objects: list[ObjectStatus] = []
+    store_names, missing_stores = selected_stores(rule, snap.stores)
+    wh_names, missing_whs = selected_warehouses(rule, snap.warehouses)
+    problems += [Problem("StoreNotFound", f"Store {n} not found") for n in missing_stores]
+    problems += [Problem("WarehouseNotFound", f"Warehouse {n} not found") for n in missing_whs]
+
+    source_names = sorted({snap.warehouses[w].spec.source_ref.name for w in wh_names})
+    source_reads, store_reads = await asyncio.gather(
+        asyncio.gather(*(_read_source(snap, s, ports, shared, now) for s in source_names)),
+        asyncio.gather(*(_read_store(snap, s, ports) for s in store_names)),
+    )
+    sources = dict(zip(source_names, (r for r, _ in source_reads), strict=True))
+    objects += [o for _, o in source_reads if o is not None]
+
+    unready: set[str] = set()
+    stock: dict[tuple[str, str, str], StockRecord] = {}
+    for sread in sources.values():
+        if sread.problem is not None:
+            problems.append(sread.problem)
+        else:
+            stock.update({(r.source, r.location, r.sku): r for r in sread.records})
+    for wname in wh_names:
+        wh = snap.warehouses[wname]
+        sread = sources[wh.spec.source_ref.name]
+        problem = _warehouse_problem(wh, sread)
+        if problem is not None:
+            unready.add(wname)
+            if problem.reason in ("LocationNotFound", "LocationInactive"):
+                problems.append(problem)
+        objects.append(_warehouse_status(wh, problem, sread.records))
+    listings: dict[SlotKey, Listing] = {}
+    cw_status: dict[tuple[str, str], str] = {}
+    channels: dict[str, SalesChannel] = {}
+    read_ok: set[str] = set()
+    for name, sread_store in zip(store_names, store_reads, strict=True):
+        if sread_store.channel is not None:
+            channels[name] = sread_store.channel
+        if sread_store.problem is not None:
+            problems.append(sread_store.problem)
+        else:
+            read_ok.add(name)
+            cw_status.update({(name, w.id): w.effect_status for w in sread_store.warehouses})
+            listings.update({(x.store, x.channel_warehouse_id, x.sku): x for x in sread_store.listings})
+        refused = shared.refusal(snap.stores[name])
+        if refused is not None:
+            problems.append(Problem("NotWhitelisted", refused))
+        objects.append(_store_status(snap.stores[name], sread_store, refused, len(sread_store.listings)))
+    state = ReadState(
+        stock=stock,
+        listings=listings,
+        unready=frozenset(unready),
+        missing=frozenset(missing_whs),
+        channel_warehouse_status=cw_status,
+        problems=problems,
+        objects=objects,
+        read_stores=frozenset(read_ok),
+    )
+    return state, channels
+
+
+def tainted_slots(rule: SyncRule, snap: Snapshot, state: ReadState, rows: Iterable[PlanRow]) -> set[SlotKey]:
+    """Slots a missing Warehouse would feed: the engine cannot know them, so they are held here."""
+    rule_whs, missing_whs = selected_warehouses(rule, snap.warehouses)
+    feeding = set(rule_whs) | set(missing_whs)
+    held: set[SlotKey] = set()
+    for row in rows:
+        store = snap.stores.get(row.store)
+        if store is not None and feeders(store, row.channel_warehouse_id, feeding) & state.missing:
+            held.add(slot_key(row))
+    return held

@@ -1,0 +1,311 @@
+"""Report: one sync's outcome as the rule's status, its conditions, Events and the metrics' counts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from ..api import SyncRule
+from ..engine import Conflict, Hold, RulePlan
+from ..providers.base import PushOutcome
+from .act import Pushed
+from .conditions import CONFLICT, OVERSELL_RISK, READY, STALLED, Cond, merge, rfc3339
+from .observe import selected_stores
+from .state import (
+    APPROVE_HOLD,
+    REQUESTED_AT,
+    Decision,
+    Event,
+    ObjectStatus,
+    Problem,
+    ReadState,
+    Result,
+    RuleMemory,
+    SlotKey,
+    Snapshot,
+    StoreCounts,
+    SyncReport,
+    slot_key,
+)
+
+
+def report(
+    rule: SyncRule,
+    snap: Snapshot,
+    state: ReadState,
+    plan: RulePlan,
+    allocation: Mapping[str, Fraction],
+    decision: Decision,
+    pushed: Pushed,
+    memory: RuleMemory,
+    now: datetime,
+) -> SyncReport:
+    """The rule's new status, the Events to post and the counts, from the full plan and the pushes."""
+    spec = rule.spec
+    outcomes = pushed.outcomes
+    problems = [*state.problems, *pushed.problems]
+    events: list[Event] = []
+    hold = decision.hold
+    if hold is not None:
+        events.append(
+            Event(
+                "Warning",
+                "SafetyHold",
+                f"plan held: it would set {hold.zeroing} of {hold.of} listings with stock to zero; "
+                f"set annotation {APPROVE_HOLD}={hold.id} to release it",
+            )
+        )
+    counts = _count(
+        rule,
+        snap,
+        plan,
+        decision.held_slots,
+        {slot_key(r) for r in decision.held_rows},
+        outcomes,
+    )
+    for store_name, c in counts.items():
+        if c.failed:
+            first = next(o.message for k, o in outcomes.items() if k[0] == store_name and not o.ok)
+            events.append(
+                Event(
+                    "Warning",
+                    "PushFailed",
+                    f"{c.failed} of {c.failed + c.pushed} updates to Store {store_name} failed: {first}",
+                )
+            )
+    changed = [o for o in outcomes.values() if o.ok]
+    if changed:
+        events.append(Event("Normal", "Pushed", f"set {len(changed)} listing quantities"))
+    change_to_push = [
+        pushed.acked - arrived
+        for o in changed
+        if (arrived := memory.arrivals.pop(o.update.sku, None)) is not None
+    ]
+    events += [
+        Event(
+            "Warning", "Conflict", f"{c.count} SKUs on Store {c.store} are owned by older SyncRule {c.owner}"
+        )
+        for c in plan.conflicts
+    ]
+    not_pushed = sum(plan.held.values()) + len(decision.held_slots)
+    if not_pushed and problems:
+        problems.append(
+            Problem(
+                problems[0].reason,
+                f"{not_pushed} listings not pushed because the data feeding them is unavailable",
+            )
+        )
+    events += [Event("Warning", p.reason, p.message) for p in problems]
+    pushing = spec.push.mode == "Enforce" and not spec.suspend
+    conds = _rule_conditions(rule, problems, counts, plan.conflicts, plan.oversell_risk, hold, pushing)
+    result: Result
+    if hold is not None:
+        result = "held"
+    elif spec.push.mode == "DryRun":
+        result = "dry_run"
+    elif problems and not any(c.pushed or c.in_sync for c in counts.values()):
+        result = "failure"
+    elif problems or any(c.failed for c in counts.values()):
+        result = "partial"
+    else:
+        result = "success"
+    return SyncReport(
+        status=_rule_status(rule, conds, counts, hold, now),
+        objects=state.objects,
+        events=events,
+        result=result,
+        stores=counts,
+        allocation=allocation,
+        change_to_push=change_to_push,
+        requeue_after=decision.settling_for,
+    )
+
+
+def _count(
+    rule: SyncRule,
+    snap: Snapshot,
+    plan: RulePlan,
+    tainted: Collection[SlotKey],
+    held: Collection[SlotKey],
+    outcomes: Mapping[SlotKey, PushOutcome],
+) -> dict[str, StoreCounts]:
+    """Per-store counts after the sync: `drifted` is what still differs once the pushes are done."""
+    counts = {s: StoreCounts() for s in selected_stores(rule, snap.stores)[0]}
+    # what the rule leaves alone comes straight from the plan (plan.counts() would walk every row again)
+    for store, n in plan.unmatched.items():
+        counts.setdefault(store, StoreCounts()).unmatched = n
+    for store, n in plan.held.items():
+        counts.setdefault(store, StoreCounts()).held = n
+    for conflict in plan.conflicts:
+        counts.setdefault(conflict.store, StoreCounts()).conflicted += conflict.count
+    for row in plan.rows:
+        key = slot_key(row)
+        c = counts.setdefault(row.store, StoreCounts())
+        c.listings += 1
+        if key in tainted:
+            c.held += 1
+            continue
+        c.held += key in held
+        outcome = outcomes.get(key)
+        live = row.live
+        if outcome is not None:
+            if outcome.ok:
+                c.pushed += 1
+                live = outcome.update.quantity
+            else:
+                c.failed += 1
+        if live == row.desired:
+            c.in_sync += 1
+        else:
+            c.drifted += 1
+            c.drift_units += abs(row.desired - live)
+    return counts
+
+
+def _rule_conditions(
+    rule: SyncRule,
+    problems: Sequence[Problem],
+    counts: Mapping[str, StoreCounts],
+    conflicts: Sequence[Conflict],
+    oversell: Mapping[str, Fraction],
+    hold: Hold | None,
+    pushing: bool,
+) -> list[Cond]:
+    listings = sum(c.listings for c in counts.values())
+    in_sync = sum(c.in_sync for c in counts.values())
+    drifted = sum(c.drifted for c in counts.values())
+    failed = sum(c.failed for c in counts.values())
+    if hold is not None:
+        ready = Cond(
+            READY, "False", "SafetyHold", f"plan held: would zero {hold.zeroing} of {hold.of} listings"
+        )
+    elif problems:
+        ready = Cond(
+            READY, "False", problems[0].reason, "; ".join(dict.fromkeys(p.message for p in problems))
+        )
+    elif failed:
+        ready = Cond(READY, "False", "PushFailed", f"{failed} of {listings} listings failed to push")
+    elif rule.spec.suspend:
+        ready = Cond(READY, "True", "Suspended", f"suspended: {drifted} of {listings} listings differ")
+    elif not pushing:
+        ready = Cond(READY, "True", "DryRun", f"dry run: {drifted} of {listings} listings would change")
+    else:
+        ready = Cond(READY, "True", "Synced", f"{in_sync} of {listings} listings in sync")
+    conds = [ready]
+    if hold is not None:
+        conds.append(Cond(STALLED, "True", "SafetyHold", f"approve with annotation {APPROVE_HOLD}={hold.id}"))
+    if conflicts:
+        text = ", ".join(f"{c.count} on Store {c.store} owned by SyncRule {c.owner}" for c in conflicts)
+        conds.append(Cond(CONFLICT, "True", "OwnedByOlderRule", f"SKUs claimed by older rules: {text}"))
+    if oversell:
+        text = ", ".join(f"{w} at {float(r):.2f}" for w, r in sorted(oversell.items()))
+        conds.append(
+            Cond(OVERSELL_RISK, "True", "PoolOverAllocated", f"warehouses allocated above 100%: {text}")
+        )
+    return conds
+
+
+def _rule_status(
+    rule: SyncRule, conds: Sequence[Cond], counts: Mapping[str, StoreCounts], hold: Hold | None, now: datetime
+) -> dict[str, Any]:
+    old = rule.status.model_dump(by_alias=True, exclude_none=True) if rule.status is not None else {}
+    total = StoreCounts(
+        *(sum(getattr(c, f) for c in counts.values()) for f in StoreCounts.__dataclass_fields__)
+    )
+    status: dict[str, Any] = {
+        "observedGeneration": rule.metadata.generation,
+        "conditions": merge(old.get("conditions"), conds, generation=rule.metadata.generation, now=now),
+        "summary": {
+            "listings": total.listings,
+            "inSync": total.in_sync,
+            "drifted": total.drifted,
+            "pushed": total.pushed,
+            "failed": total.failed,
+            "unmatched": total.unmatched,
+            "held": total.held,
+            "conflicted": total.conflicted,
+        },
+        "stores": [
+            {
+                "name": name,
+                "listings": c.listings,
+                "inSync": c.in_sync,
+                "drifted": c.drifted,
+                "pushed": c.pushed,
+                "failed": c.failed,
+            }
+            for name, c in sorted(counts.items())
+        ],
+        "hold": {"id": hold.id, "zeroing": hold.zeroing, "of": hold.of} if hold is not None else None,
+    }
+    requested = rule.metadata.annotations.get(REQUESTED_AT)
+    if requested is not None:
+        status["lastHandledRequestedAt"] = requested
+    if old.get("lastSyncTime"):
+        status["lastSyncTime"] = old["lastSyncTime"]
+    return status
+
+
+def status_patch(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], now: datetime
+) -> dict[str, Any] | None:
+    """The merge patch that turns `old` into `new`, or None when nothing in it changed.
+
+    lastSyncTime moves only with a real change, so an unchanged world writes nothing.
+    """
+    old = dict(old or {})
+    comparable_new = {k: v for k, v in new.items() if k != "lastSyncTime" and v is not None}
+    comparable_old = {
+        k: v for k, v in old.items() if k in _RULE_STATUS_FIELDS and k != "lastSyncTime" and v is not None
+    }
+    if comparable_new == comparable_old:
+        return None
+    patch = dict(new)
+    patch["lastSyncTime"] = rfc3339(now)
+    return patch
+
+
+_RULE_STATUS_FIELDS = frozenset(
+    {
+        "observedGeneration",
+        "conditions",
+        "lastSyncTime",
+        "lastHandledRequestedAt",
+        "summary",
+        "stores",
+        "hold",
+    }
+)
+
+
+def object_patch(
+    old: Mapping[str, Any] | None,
+    obs: ObjectStatus,
+    generation: int | None,
+    now: datetime,
+    *,
+    refresh_after: timedelta | None = None,
+) -> dict[str, Any] | None:
+    """Status patch for a Store / Warehouse / InventorySource, or None when nothing changed.
+
+    lastFetchTime alone does not justify a write unless it is older than `refresh_after`.
+    """
+    old = dict(old or {})
+    new: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": merge(old.get("conditions"), obs.conditions, generation=generation, now=now),
+        **obs.fields,
+    }
+    volatile = {"lastFetchTime"}
+    same = all(old.get(k) == v for k, v in new.items() if k not in volatile)
+    if same and "lastFetchTime" not in new:
+        return None
+    if same:
+        stamp = old.get("lastFetchTime")
+        if stamp is not None:
+            age = now - datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+            if refresh_after is None or age < refresh_after:
+                return None
+    return new

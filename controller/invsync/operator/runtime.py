@@ -1,0 +1,227 @@
+"""The Operator's process-wide state: parsed objects by resourceVersion, the workers of this shard,
+status probes for objects no rule uses, and the memory shared by every rule."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .. import metrics
+from ..api import InventorySource, Store, SyncRule, Warehouse, parse_duration
+from ..api.common import Resource
+from ..engine.records import StockRecord
+from .bodies import Index, RawBody, by_name, parse
+from .kube import Kube, KubePorts
+from .observe import observe_source, observe_store
+from .report import object_patch
+from .state import SharedMemory, Snapshot
+from .worker import RuleWorker, utc_now
+
+log = logging.getLogger("invsync.operator")
+
+PROBE_DELAY = 2.0  # before probing an object no rule uses: lets the rules' first syncs claim theirs
+
+
+@dataclass
+class Indices:
+    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: names only)."""
+
+    stores: Index
+    warehouses: Index
+    sources: Index
+    rules: Index
+    secrets: Mapping[str, Iterable[str]]
+
+
+class Operator:
+    """Process-wide state: the indices, the workers of this shard, the shared memory."""
+
+    def __init__(self, kube: Kube, shard: Shard) -> None:
+        self.kube = kube
+        self.ports = KubePorts(kube, self.read_secret)
+        self.shard = shard
+        self.shared = SharedMemory()
+        self.indices: Indices | None = None
+        self.workers: dict[tuple[str, str], RuleWorker] = {}
+        self.fingerprints: dict[tuple[str, str, str], Any] = {}
+        self.started = False  # kopf's startup activities ran: /readyz answers 200
+        self.probes: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        # (kind, namespace) -> name -> (resourceVersion, parsed resource or None when invalid)
+        self.parsed: dict[tuple[str, str], dict[str, tuple[str | None, Any]]] = {}
+
+    # ---------------------------------------------------------------- snapshot
+
+    def snapshot(self, namespace: str) -> Snapshot:
+        idx = self.indices
+        if idx is None:
+            raise RuntimeError("indices are not populated yet")
+
+        def parsed(model: type[Resource], index: Index) -> dict[str, Any]:
+            # Parsed once per resourceVersion: every sync of every rule snapshots the whole namespace,
+            # and re-parsing it each time grew with rules x objects (bench/bench_steady.py, 100 rules).
+            cached = self.parsed.get((model.__name__, namespace), {})
+            fresh: dict[str, tuple[str | None, Any]] = {}
+            for name, body in by_name(index, namespace).items():
+                rv = body["metadata"].get("resourceVersion")
+                hit = cached.get(name)
+                fresh[name] = (
+                    hit if hit is not None and rv is not None and hit[0] == rv else (rv, parse(model, body))
+                )
+            self.parsed[(model.__name__, namespace)] = fresh
+            return {name: obj for name, (_, obj) in fresh.items() if obj is not None}
+
+        return Snapshot(
+            namespace=namespace,
+            rules=list(parsed(SyncRule, idx.rules).values()),
+            stores=parsed(Store, idx.stores),
+            warehouses=parsed(Warehouse, idx.warehouses),
+            sources=parsed(InventorySource, idx.sources),
+        )
+
+    async def write_objects(self, namespace: str, objects: Iterable[Any], now: datetime) -> None:
+        idx = self.indices
+        if idx is None:
+            return
+        index = {"Store": idx.stores, "Warehouse": idx.warehouses, "InventorySource": idx.sources}
+        for obs in objects:
+            body = by_name(index[obs.kind], namespace).get(obs.name)
+            if body is None:
+                continue
+            refresh = None
+            if obs.kind == "InventorySource":
+                refresh = parse_duration((body.get("spec") or {}).get("pollInterval", "5m"))
+            patch = object_patch(
+                body.get("status"), obs, body["metadata"].get("generation"), now, refresh_after=refresh
+            )
+            if patch is not None:
+                await self.kube.patch_status(obs.kind, namespace, obs.name, patch)
+
+    def source(self, namespace: str, name: str) -> InventorySource | None:
+        body = by_name(self.indices.sources, namespace).get(name) if self.indices is not None else None
+        return parse(InventorySource, body) if body is not None else None
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        if self.indices is not None and name not in self.indices.secrets.get(namespace, ()):
+            return None
+        return await self.kube.read_secret(namespace, name)
+
+    # ---------------------------------------------------------------- rules
+
+    def upsert_rule(self, body: RawBody) -> None:
+        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        if not self.shard.owns(ns, name):
+            return
+        worker = self.workers.get((ns, name))
+        if worker is None:
+            worker = self.workers[(ns, name)] = RuleWorker(self, body)
+            worker.task = asyncio.create_task(worker.run(), name=f"syncrule {ns}/{name}")
+        else:
+            worker.update(body)
+
+    async def remove_rule(self, namespace: str, name: str) -> None:
+        worker = self.workers.pop((namespace, name), None)
+        if worker is not None and worker.task is not None:
+            worker.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.task
+        metrics.forget_rule(namespace, name)
+
+    async def stop(self) -> None:
+        for probe in list(self.probes.values()):
+            probe.cancel()
+        for ns, name in list(self.workers):
+            worker = self.workers.pop((ns, name))
+            if worker.task is not None:
+                worker.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker.task
+
+    # ---------------------------------------------------------------- triggers
+
+    def touched(self, kind: str, namespace: str, name: str, fingerprint: Any) -> None:
+        """Wake the rules that use an object whose spec, labels or (Secret) data changed, and every
+        other rule of the namespace when a SyncRule is created, changed or deleted."""
+        key = (kind, namespace, name)
+        if self.fingerprints.get(key) == fingerprint:
+            return
+        self.fingerprints[key] = fingerprint
+        for (ns, rule), worker in self.workers.items():
+            if ns != namespace:
+                continue
+            # Another rule's change can move ownership, conflicts and oversell risk of every rule.
+            if (kind == "SyncRule" and rule != name) or (kind, name) in worker.deps or kind in worker.selects:
+                worker.trigger()
+        if fingerprint is not None and kind in ("Store", "Warehouse", "InventorySource"):
+            self._probe_later(namespace, kind, name)
+
+    def _probe_later(self, namespace: str, kind: str, name: str) -> None:
+        """Give a Store, or an InventorySource and its Warehouses, a status even when no rule uses it."""
+        if kind == "Warehouse":
+            body = by_name(self.indices.warehouses, namespace).get(name) if self.indices else None
+            if body is None:
+                return
+            kind, name = "InventorySource", body["spec"]["sourceRef"]["name"]
+        key = (namespace, kind, name)
+        if key in self.probes or not self.shard.owns(namespace, f"{kind}/{name}"):
+            return
+        self.probes[key] = asyncio.create_task(self._probe(*key), name=f"probe {kind} {namespace}/{name}")
+
+    async def _probe(self, namespace: str, kind: str, name: str) -> None:
+        try:
+            await asyncio.sleep(PROBE_DELAY)
+            if any(ns == namespace and (kind, name) in w.deps for (ns, _), w in self.workers.items()):
+                return  # a rule reads it and writes its status
+            snap = self.snapshot(namespace)
+            if kind == "Store":
+                found = (
+                    await observe_store(snap, name, self.ports, self.shared) if name in snap.stores else []
+                )
+            else:
+                found = await observe_source(snap, name, self.ports, self.shared, utc_now())
+            await self.write_objects(namespace, found, utc_now())
+        except Exception:
+            log.exception("%s %s/%s: status probe failed", kind, namespace, name)
+        finally:
+            self.probes.pop((namespace, kind, name), None)
+
+    def webhook(self, namespace: str, source: str, rows: list[StockRecord]) -> int:
+        arrival = time.monotonic()
+        woken = 0
+        for (ns, _), worker in self.workers.items():
+            if ns == namespace and ("InventorySource", source) in worker.deps:
+                worker.webhook(rows, arrival)
+                woken += 1
+        return woken
+
+
+def stable_shard(namespace: str, name: str, shards: int) -> int:
+    """The shard a rule belongs to: the same in every process and every restart."""
+    digest = hashlib.sha256(f"{namespace}/{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`I/N`, 0 <= I < N."""
+        try:
+            i, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/3") from None
+        if n < 1 or not 0 <= i < n:
+            raise ValueError(f"--shard {text!r}: need N >= 1 and 0 <= I < N")
+        return cls(i, n)
+
+    def owns(self, namespace: str, name: str) -> bool:
+        return stable_shard(namespace, name, self.count) == self.index

@@ -1,0 +1,160 @@
+"""What one sync passes between its steps (observe, plan, act, report), and what it keeps between syncs.
+
+Everything the cluster holds arrives as a `Snapshot` of parsed resources; credentials and platform
+clients come through `Ports`, so a whole sync runs in unit tests against fakes and in the operator
+against the real providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal, Protocol
+
+from ..api import InventorySource, Store, SyncRule, Warehouse
+from ..engine import Hold, PlanRow
+from ..engine.records import Listing, StockRecord
+from ..providers.base import InventorySourceProvider, SalesChannel
+from .conditions import Cond
+
+REQUESTED_AT = "invsync.dev/requested-at"
+APPROVE_HOLD = "invsync.dev/approve-hold"
+
+SlotKey = tuple[str, str, str]  # store, channel warehouse id, seller SKU
+Result = Literal["success", "partial", "failure", "held", "dry_run"]
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+class Ports(Protocol):
+    """What a sync needs from outside: Secret values and platform clients."""
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The Secret's decoded data, or None when it does not exist."""
+        ...
+
+    def channel(self, store: Store, secret: Mapping[str, str]) -> SalesChannel: ...
+
+    def source(
+        self, source: InventorySource, secret: Mapping[str, str] | None
+    ) -> InventorySourceProvider: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The namespace as the operator's indices see it, parsed."""
+
+    namespace: str
+    rules: Sequence[SyncRule]
+    stores: Mapping[str, Store]
+    warehouses: Mapping[str, Warehouse]
+    sources: Mapping[str, InventorySource]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that makes the rule not Ready, with a message naming the missing or broken thing."""
+
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class ObjectStatus:
+    """The status a sync observed for a Store, Warehouse or InventorySource."""
+
+    kind: Literal["Store", "Warehouse", "InventorySource"]
+    name: str
+    conditions: list[Cond]
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class StoreCounts:
+    """One store's slots after a sync. `failed` and `held` slots are drifted too; `unmatched` and
+    `conflicted` ones are not managed by the rule, so not among its `listings`."""
+
+    listings: int = 0
+    in_sync: int = 0
+    drifted: int = 0
+    pushed: int = 0
+    failed: int = 0
+    unmatched: int = 0
+    held: int = 0
+    conflicted: int = 0
+    drift_units: int = 0
+
+
+@dataclass(slots=True)
+class ReadState:
+    """What the last full read found; a webhook-triggered sync re-plans against it."""
+
+    stock: dict[tuple[str, str, str], StockRecord]
+    listings: dict[SlotKey, Listing]
+    unready: frozenset[str]
+    # Named Warehouses that do not exist: the engine cannot see which slots they would feed, so the
+    # slots a Store maps to them are held here (unready ones are held by the engine itself).
+    missing: frozenset[str]
+    channel_warehouse_status: dict[tuple[str, str], str]
+    problems: list[Problem]
+    objects: list[ObjectStatus]
+    read_stores: frozenset[str]
+
+
+@dataclass(slots=True)
+class RuleMemory:
+    """Per-rule state kept in memory between syncs (lost on restart, which only costs a full read)."""
+
+    last_read: ReadState | None = None
+    first_seen: dict[SlotKey, tuple[int, float]] = field(default_factory=dict)
+    arrivals: dict[str, float] = field(default_factory=dict)  # SKU -> monotonic webhook arrival
+
+
+@dataclass(slots=True)
+class SharedMemory:
+    """State shared by every rule of the operator process."""
+
+    # (ns, source, location) -> records there in the last good read, to refuse a sudden empty one.
+    source_items: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # (ns, store) -> (the Store's generation, message): kept until the Store's spec changes.
+    refused_multi_warehouse: dict[tuple[str, str], tuple[int | None, str]] = field(default_factory=dict)
+
+    def refusal(self, store: Store) -> str | None:
+        """Why the platform refused the Store's per-warehouse writes, unless its spec changed since."""
+        seen = self.refused_multi_warehouse.get((store.namespace, store.name))
+        return seen[1] if seen is not None and seen[0] == store.metadata.generation else None
+
+
+@dataclass(slots=True)
+class SyncReport:
+    status: dict[str, Any]
+    objects: list[ObjectStatus]
+    events: list[Event]
+    result: Result
+    stores: dict[str, StoreCounts]
+    allocation: Mapping[str, Fraction]
+    change_to_push: list[float]
+    requeue_after: float | None  # seconds until a settling increase becomes due
+
+
+def slot_key(row: PlanRow) -> SlotKey:
+    return (row.store, row.channel_warehouse_id, row.sku)
+
+
+@dataclass(slots=True)
+class Decision:
+    """What the plan step decided for one sync: the rule's plan, what is due now, and why the rest waits."""
+
+    rows: list[PlanRow]
+    due: list[PlanRow]
+    held_rows: list[PlanRow]  # due rows stopped by an unapproved safety hold
+    hold: Hold | None  # the unapproved safety hold, if any
+    held_slots: set[SlotKey]  # slots whose quantity cannot be trusted (not pushed)
+    settling_for: float | None

@@ -1,0 +1,253 @@
+"""One SyncRule's loop: wait for a trigger, a webhook or the interval, sync, write what changed, and
+retry sooner after a sync that failed or could not read or push for a passing reason."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from .. import metrics
+from ..api import SyncRule, SyncRuleStatus, parse_duration
+from ..engine.records import StockRecord
+from .bodies import RawBody, by_name, parse, resource_version
+from .conditions import RECONCILING, Cond, with_condition
+from .observe import dependencies
+from .reconcile import sync_rule
+from .report import status_patch
+from .state import APPROVE_HOLD, REQUESTED_AT, Event, RuleMemory
+
+if TYPE_CHECKING:
+    from .runtime import Operator
+
+log = logging.getLogger("invsync.operator")
+
+RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
+# A sync that could not read or push for one of these passing reasons is retried with RETRY_BACKOFF
+# too: a platform outage must not leave the channel wrong for a whole `interval`.
+TRANSIENT = frozenset({"SourceUnavailable", "StoreUnavailable", "PushFailed"})
+
+
+class RuleWorker:
+    """One SyncRule's loop: sleep until a trigger or the interval, then sync."""
+
+    def __init__(self, op: Operator, body: RawBody) -> None:
+        self.op = op
+        self.namespace: str = body["metadata"]["namespace"]
+        self.name: str = body["metadata"]["name"]
+        self.body = body
+        self.memory = RuleMemory()
+        self.wake = asyncio.Event()
+        self.full = True
+        self.skus: set[str] = set()
+        self.webhook_rows: list[StockRecord] = []
+        self.deps: set[tuple[str, str]] = set()
+        self.selects: set[str] = set()  # kinds the rule selects by label
+        self.synced_generation: int | None = None
+        self.synced_marks: tuple[str | None, str | None] = (None, None)
+        self.last_warnings: set[tuple[str, str]] = set()
+        self.transient = False  # the last sync failed for a passing reason (TRANSIENT)
+        self.task: asyncio.Task[None] | None = None
+
+    def update(self, body: RawBody) -> None:
+        if resource_version(body) >= resource_version(self.body):
+            self.body = body
+        if self.synced_generation is None:
+            return  # the first sync has not started: it will use this body anyway
+        changed = body["metadata"].get("generation") != self.synced_generation
+        if changed or self._marks() != self.synced_marks:
+            self.trigger()
+
+    def _marks(self) -> tuple[str | None, str | None]:
+        ann = self.body["metadata"].get("annotations") or {}
+        return ann.get(REQUESTED_AT), ann.get(APPROVE_HOLD)
+
+    def trigger(self) -> None:
+        if self.synced_generation is None:
+            return  # the first sync has not started: it will see the change anyway
+        self.full = True
+        self.wake.set()
+
+    def webhook(self, rows: list[StockRecord], arrival: float) -> None:
+        if not self.full:
+            self.skus |= {r.sku for r in rows}
+            self.webhook_rows += rows
+        for r in rows:
+            self.memory.arrivals.setdefault(r.sku, arrival)
+        self.wake.set()
+
+    def _poll(self) -> float:
+        """The shortest pollInterval of the sources the rule reads: a full re-read is due then."""
+        idx = self.op.indices
+        polls = [
+            parse_duration((body.get("spec") or {}).get("pollInterval", "5m")).total_seconds()
+            for name, body in (by_name(idx.sources, self.namespace).items() if idx is not None else ())
+            if ("InventorySource", name) in self.deps
+        ]
+        return max(min(polls, default=float("inf")), 1.0)
+
+    async def run(self) -> None:
+        failures = 0
+        requeue: float | None = 0.0
+        while True:
+            interval = min(self._interval(), self._poll())
+            timeout = interval if requeue is None else min(interval, requeue)
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except TimeoutError:
+                self.full = True  # `interval` (or a requeue) is a full reconcile against the live channel
+            self.wake.clear()
+            full, skus, rows = self.full, frozenset(self.skus), self.webhook_rows
+            self.full, self.skus, self.webhook_rows = False, set(), []
+            try:
+                requeue = await self.sync(None if full else skus, rows)
+                if self.transient:
+                    backoff = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
+                    requeue = backoff if requeue is None else min(requeue, backoff)
+                    failures += 1
+                    self.full = True
+                else:
+                    failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("SyncRule %s/%s: sync failed", self.namespace, self.name)
+                metrics.SYNC_RUNS.labels(self.namespace, self.name, "failure").inc()
+                with contextlib.suppress(Exception):
+                    await self._set_condition(Cond("Ready", "False", "ReconcileError", str(exc)[:500]))
+                requeue = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
+                failures += 1
+                self.full = True
+
+    def _interval(self) -> float:
+        spec = self.body.get("spec") or {}
+        try:
+            return max(parse_duration(spec.get("interval", "5m")).total_seconds(), 1.0)
+        except ValueError:
+            return 300.0
+
+    async def _set_condition(self, cond: Cond) -> None:
+        status = self.body.get("status") or {}
+        conditions = with_condition(
+            status.get("conditions"), cond, generation=self.body["metadata"].get("generation"), now=utc_now()
+        )
+        await self._write({"conditions": conditions})
+
+    async def _write(self, patch: Mapping[str, Any]) -> None:
+        updated = await self.op.kube.patch_status("SyncRule", self.namespace, self.name, patch)
+        if updated is not None:
+            self.body = updated
+
+    async def sync(self, skus: frozenset[str] | None, rows: list[StockRecord]) -> float | None:
+        started = time.monotonic()
+        self.transient = False
+        body = self.body
+        self.synced_generation = body["metadata"].get("generation")
+        self.synced_marks = self._marks()
+        rule: SyncRule | None = parse(SyncRule, body)
+        if rule is None:
+            return None
+        rule = rule.model_copy(update={"status": _parse_status(body)})
+        snap = self.op.snapshot(self.namespace)
+        self.deps = dependencies(rule, snap)
+        self.selects = {"Store"} if rule.spec.stores.selector is not None else set()
+        if any(w.selector is not None for w in rule.spec.warehouses):
+            self.selects.add("Warehouse")
+        metrics.set_rule_interval(self.namespace, self.name, self._interval())
+
+        async def progress(done: int, total: int) -> None:
+            await self._set_condition(Cond(RECONCILING, "True", "Pushing", f"pushed {done}/{total}"))
+
+        now = utc_now()
+        report = await sync_rule(
+            rule,
+            snap,
+            self.op.ports,
+            self.memory,
+            self.op.shared,
+            now=now,
+            skus=skus,
+            webhook_rows=rows,
+            progress=progress,
+        )
+        await self.op.write_objects(self.namespace, report.objects, now)
+        patch = status_patch(self.body.get("status"), report.status, now)
+        if patch is not None:
+            await self._write(patch)
+        self._post(report.events)
+        self.transient = report.result in ("partial", "failure") and any(
+            ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning"
+        )
+        conditions = {c["type"]: c["status"] for c in report.status["conditions"]}
+        pushed = sum(c.pushed for c in report.stores.values())
+        failed = sum(c.failed for c in report.stores.values())
+        if pushed or failed or report.result != "success":
+            # quiet syncs stay quiet; what changed a channel (or could not) is worth a line
+            log.info(
+                "SyncRule %s/%s: %s (%s sync), pushed %d, failed %d, drifted %d",
+                self.namespace,
+                self.name,
+                report.result,
+                "full" if skus is None else f"{len(skus)}-SKU",
+                pushed,
+                failed,
+                sum(c.drifted for c in report.stores.values()),
+            )
+        metrics.set_rule_conditions(self.namespace, self.name, conditions)
+        metrics.record_sync(
+            self.namespace,
+            self.name,
+            result=report.result,
+            duration_seconds=time.monotonic() - started,
+            stores={
+                name: metrics.StoreResult(
+                    in_sync=c.in_sync,
+                    drifted=c.drifted,
+                    failed=c.failed,
+                    unmatched=c.unmatched,
+                    held=c.held,
+                    conflicted=c.conflicted,
+                    drift_units=c.drift_units,
+                    pushed_ok=c.pushed,
+                    pushed_failed=c.failed,
+                )
+                for name, c in report.stores.items()
+            },
+            finished_at=time.time(),
+        )
+        metrics.set_pool_allocation(self.namespace, {w: float(r) for w, r in report.allocation.items()})
+        for seconds in report.change_to_push:
+            metrics.CHANGE_TO_PUSH.labels("tiktok").observe(seconds)
+        return report.requeue_after
+
+    def _post(self, events: Iterable[Event]) -> None:
+        """Post Events; standing warnings (holds, conflicts, missing things) once per change."""
+        warnings: set[tuple[str, str]] = set()
+        for ev in events:
+            if ev.type == "Warning" and ev.reason != "PushFailed":
+                warnings.add((ev.reason, ev.message))
+                if (ev.reason, ev.message) in self.last_warnings:
+                    continue
+            kopf.event(cast(kopf.Body, self.body), type=ev.type, reason=ev.reason, message=ev.message)
+        self.last_warnings = warnings
+
+
+def _parse_status(body: Mapping[str, Any]) -> SyncRuleStatus | None:
+    raw = body.get("status")
+    if not raw:
+        return None
+    try:
+        return SyncRuleStatus.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
