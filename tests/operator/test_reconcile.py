@@ -371,7 +371,7 @@ async def test_increase_waits_for_settle_but_decrease_does_not() -> None:
     assert report.requeue_after is not None and 3500 < report.requeue_after <= 3600
     assert report.status["summary"]["drifted"] == 1
     # Once the source has shown the value long enough, the increase goes.
-    memory.first_seen = {k: (v[0], v[1] - 3600) for k, v in memory.first_seen.items()}
+    memory.first_seen = {k: (v[0], v[1], v[2] - 3600) for k, v in memory.first_seen.items()}
     await run(r, world(r), ports, memory)
     assert ch.pushed == {"DOWN": 2, "UP": 5}
 

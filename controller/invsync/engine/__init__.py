@@ -27,32 +27,49 @@ Public API (the operator and the CLI code against exactly these):
   after, delta; in listing order) and ``stores`` (StoreChange: up, down, to_zero, units_moved).
 """
 
-from .compute import REASONS, Explanation, Plan, PlanRows, RulePlan, StoreCounts, World, compute_plan, explain
+from .compute import REASONS, Explanation, Plan, PlanCounts, PlanRows, RulePlan, World, compute_plan, explain
 from .diff import Diff, DiffRow, StoreChange, diff_plans
 from .push import push_batches, safety_hold
-from .records import Conflict, Hold, Listing, PlanRow, ProductBatch, SlotUpdate, StockRecord
+from .records import (
+    HELD_CAUSES,
+    Conflict,
+    HeldSlots,
+    Hold,
+    Listing,
+    NotWritable,
+    PlanRow,
+    ProductBatch,
+    SlotUpdate,
+    StockRecord,
+)
+from .selection import Selection, selection
 
 __all__ = [
+    "HELD_CAUSES",
     "REASONS",
     "Conflict",
     "Diff",
     "DiffRow",
     "Explanation",
+    "HeldSlots",
     "Hold",
     "Listing",
+    "NotWritable",
     "Plan",
+    "PlanCounts",
     "PlanRow",
     "PlanRows",
     "ProductBatch",
     "RulePlan",
+    "Selection",
     "SlotUpdate",
     "StockRecord",
     "StoreChange",
-    "StoreCounts",
     "World",
     "compute_plan",
     "diff_plans",
     "explain",
     "push_batches",
     "safety_hold",
+    "selection",
 ]

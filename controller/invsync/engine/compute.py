@@ -20,7 +20,8 @@ from fractions import Fraction
 from typing import Final, overload
 
 from ..api.kinds import ChannelWarehouseMapping, Store, SyncRule, Warehouse
-from .records import Conflict, Listing, PlanRow, StockRecord
+from .records import Conflict, HeldSlots, Listing, NotWritable, PlanRow, StockRecord
+from .selection import Selection, selection
 
 SCALE: Final = 10000  # ratio percent x execution percent
 REASONS: Final = ("ratio", "threshold", "continueSelling", "fixed", "lowStock", "clamp", "noSource")
@@ -101,8 +102,9 @@ class PlanRows(Sequence[PlanRow]):
 
 
 @dataclass(frozen=True, slots=True)
-class StoreCounts:
-    """Per-store counts of one rule's plan (the shape of SyncRule status.stores)."""
+class PlanCounts:
+    """Per-store counts of one rule's plan (docs/status.md): `listings` = `in_sync` + `drifted` +
+    `held`; `unmatched`, `conflicted` and `not_writable` slots are not managed, so not among them."""
 
     listings: int = 0
     in_sync: int = 0
@@ -110,6 +112,7 @@ class StoreCounts:
     unmatched: int = 0
     held: int = 0
     conflicted: int = 0
+    not_writable: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,11 +122,22 @@ class RulePlan:
     rule: str
     rows: PlanRows
     unmatched: Mapping[str, int]  # store -> slots whose SKU no source knows
-    held: Mapping[str, int]  # store -> slots only unready warehouses could feed (not pushed)
+    holds: Sequence[HeldSlots]  # managed slots not pushed: the data deciding them cannot be trusted
     conflicts: Sequence[Conflict]
     oversell_risk: Mapping[str, Fraction]  # warehouse -> allocation ratio > 1 this rule draws on
+    not_writable: Sequence[NotWritable]  # slots it would manage whose product takes no update
+    duplicate_skus: Mapping[str, tuple[str, ...]]  # store -> seller SKUs on more than one product
+    selection: Selection
 
-    def counts(self) -> dict[str, StoreCounts]:
+    @property
+    def held(self) -> dict[str, int]:
+        """store -> held slots."""
+        out: dict[str, int] = defaultdict(int)
+        for h in self.holds:
+            out[h.store] += h.count
+        return dict(out)
+
+    def counts(self) -> dict[str, PlanCounts]:
         """Per-store counts, computed from the columns (no rows are built)."""
         listings: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         slots = self.rows.listings
@@ -135,15 +149,20 @@ class RulePlan:
         conflicted: dict[str, int] = defaultdict(int)
         for conflict in self.conflicts:
             conflicted[conflict.store] += conflict.count
-        names = sorted(set(listings) | set(self.unmatched) | set(self.held) | set(conflicted))
+        held = self.held
+        not_writable: dict[str, int] = defaultdict(int)
+        for n in self.not_writable:
+            not_writable[n.store] += n.count
+        names = sorted(set(listings) | set(self.unmatched) | set(held) | set(conflicted) | set(not_writable))
         return {
-            s: StoreCounts(
-                listings=listings[s][0],
+            s: PlanCounts(
+                listings=listings[s][0] + held.get(s, 0),
                 in_sync=listings[s][1],
                 drifted=listings[s][0] - listings[s][1],
                 unmatched=self.unmatched.get(s, 0),
-                held=self.held.get(s, 0),
+                held=held.get(s, 0),
                 conflicted=conflicted.get(s, 0),
+                not_writable=not_writable.get(s, 0),
             )
             for s in names
         }
@@ -207,27 +226,14 @@ class _Rule:
         spec = rule.spec
         self.name = rule.name
         self.spec = spec
-        ns = rule.namespace
-        names = set(spec.stores.names)
-        selector = spec.stores.selector
-        self.stores = {
-            s.name
-            for s in stores
-            if s.namespace == ns and (s.name in names or (selector and selector.matches(s.metadata.labels)))
-        }
-        # A name entry wins over selectors; among selectors the first match wins.
-        self.ratios: dict[str, int] = {}
-        by_name = {e.name: e.ratio for e in spec.warehouses if e.name is not None}
-        for w in warehouses:
-            if w.namespace != ns:
-                continue
-            if w.name in by_name:
-                self.ratios[w.name] = by_name[w.name]
-                continue
-            for entry in spec.warehouses:
-                if entry.selector is not None and entry.selector.matches(w.metadata.labels):
-                    self.ratios[w.name] = entry.ratio
-                    break
+        self.selection = selection(rule, stores, warehouses)
+        self.stores = set(self.selection.stores)
+        self.ratios = self.selection.ratios
+        known = {w.name for w in warehouses if w.namespace == rule.namespace}
+        # Warehouses the rule itself names that do not exist: they feed every slot of an unmapped Store.
+        self.named_missing = tuple(
+            e.name for e in spec.warehouses if e.name is not None and e.name not in known
+        )
         base = _Settings(
             None,
             spec.execution_ratio,
@@ -303,6 +309,15 @@ class _Stock:
                 records.append(r)
         self.by_sku = by_sku
 
+    def same_location(self, names: Collection[str]) -> tuple[str, list[str]] | None:
+        """("source/location", its Warehouses) for the first location two of `names` share."""
+        for source, locations in self.where.items():
+            for location, at in locations.items():
+                both = sorted(n for n in at if n in names)
+                if len(both) > 1:
+                    return f"{source}/{location}", both
+        return None
+
 
 def _fmt(numerator: int) -> str:
     """numerator / SCALE as an exact decimal."""
@@ -326,6 +341,7 @@ class _Feed:
         self.rule = rule
         # An unready Warehouse contributes nothing; a slot it alone could feed is held, never zeroed.
         self.unready = sorted(n for n in ratios if n in unready)
+        self.held_key = _held_key("unreadyWarehouse", self.unready)
         ratios = {n: r for n, r in ratios.items() if n not in unready}
         self.ratios = ratios
         self.store_max = store_max
@@ -384,7 +400,7 @@ class _Feed:
         if not contributing and self.unready:
             if steps is not None:
                 steps.append(f"1. no Ready warehouse stocks {sku}; unready ones might: held, nothing pushed")
-            return HELD, "held"
+            return HELD, self.held_key
         if not contributing:
             if steps is not None:
                 candidates = ", ".join(sorted(self.ratios)) or "no warehouse"
@@ -452,6 +468,24 @@ class _Feed:
         return value, reason
 
 
+def _held_key(cause: str, warehouses: Sequence[str], location: str = "") -> str:
+    """A held outcome's reason: what `_held_slots` turns back into a HeldSlots record."""
+    return f"{cause}|{','.join(warehouses)}|{location}"
+
+
+def _held_slots(store: str, key: str, count: int) -> HeldSlots:
+    cause, names, location = key.split("|")
+    return HeldSlots(store, cause, tuple(names.split(",")), count, location)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A channel warehouse whose every slot is held: a Warehouse feeding it is missing, or two
+    Warehouses feeding it are one location (docs/rules.md, "Held slots")."""
+
+    key: str
+
+
 _Owner = tuple[int, _Settings, tuple[int, ...]]
 # One slot's outcome, shared by every (store, channel warehouse) with the same feeds: the owning rule's
 # column appenders, desired (or HELD / UNMATCHED / _SKIP), reason, younger matching rules, owning rule.
@@ -487,10 +521,10 @@ class _StorePlan:
                 younger.append(pos)
         return None if owner is None else (owner[0], owner[1], tuple(younger))
 
-    def outcomes(self, cw: str) -> tuple[dict[str, _Outcome], list[_Feed | None]]:
+    def outcomes(self, cw: str) -> tuple[dict[str, _Outcome], list[_Feed | _Held | None]]:
         """The outcome cache of channel warehouse `cw`, shared with every slot fed the same way."""
         feeds = [
-            f if isinstance(f, _Feed) else None for f in (self.resolve(p, cw) for p in range(len(self.rules)))
+            None if isinstance(f, str) else f for f in (self.resolve(p, cw) for p in range(len(self.rules)))
         ]
         key = (self.rule_index, tuple(feeds))
         shared = self.planner.outcomes.get(key)
@@ -498,7 +532,7 @@ class _StorePlan:
             shared = self.planner.outcomes[key] = ({}, feeds)
         return shared
 
-    def outcome(self, cache: dict[str, _Outcome], feeds: list[_Feed | None], sku: str) -> _Outcome:
+    def outcome(self, cache: dict[str, _Outcome], feeds: list[_Feed | _Held | None], sku: str) -> _Outcome:
         own = self.owner(sku)
         columns = self.planner.columns
         result: _Outcome
@@ -508,7 +542,12 @@ class _StorePlan:
             pos, settings, younger = own
             r = self.rule_index[pos]
             feed = feeds[pos]
-            desired, reason = (_SKIP, "") if feed is None else feed.decide(sku, settings, None)
+            if feed is None:
+                desired, reason = _SKIP, ""
+            elif isinstance(feed, _Held):
+                desired, reason = HELD, feed.key
+            else:
+                desired, reason = feed.decide(sku, settings, None)
             result = (*columns[r], desired, reason, tuple(self.rule_index[y] for y in younger), r)
         cache[sku] = result
         return result
@@ -531,14 +570,23 @@ class _StorePlan:
             return [], f"channel warehouse {cw} is enabled: false in Store {self.store.name}: not managed"
         return list(mapping.warehouse_refs), ""
 
-    def resolve(self, pos: int, cw: str) -> _Feed | str:
+    def resolve(self, pos: int, cw: str) -> _Feed | _Held | str:
+        """The feed of channel warehouse `cw` under rule `pos`; _Held when no quantity of it can be
+        trusted; why not managed otherwise."""
         refs, why = self.refs(cw)
         if why:
             return why
         rule = self.rules[pos]
+        known = self.planner.warehouses
+        missing = rule.named_missing if refs is None else tuple(n for n in refs if n not in known)
+        if missing:  # nothing is known of its stock: never push a quantity computed without it
+            return _Held(_held_key("missingWarehouse", sorted(set(missing))))
         selected = {n: r for n, r in rule.ratios.items() if refs is None or n in refs}
         if not selected:  # e.g. a selector matching nothing: never zero a store for a typo
             return f"rule {rule.name} selects no Warehouse feeding channel warehouse {cw}: not managed"
+        twice = self.planner.stock.same_location(selected)
+        if twice is not None:
+            return _Held(_held_key("duplicateLocation", twice[1], twice[0]))
         eligible = self.planner.eligible
         ratios = {n: r for n, r in selected.items() if n in eligible}
         store_max = self.store.spec.max_quantity
@@ -568,7 +616,7 @@ class _Planner:
         )
         self.stock = _Stock(world.stock, world.warehouses, skus)
         self.feeds: dict[tuple[object, ...], _Feed] = {}
-        self.outcomes: dict[tuple[object, ...], tuple[dict[str, _Outcome], list[_Feed | None]]] = {}
+        self.outcomes: dict[tuple[object, ...], tuple[dict[str, _Outcome], list[_Feed | _Held | None]]] = {}
         self.stores: dict[str, _StorePlan] = {}
         for store in world.stores:
             selecting = [(i, r) for i, r in enumerate(self.rules) if store.name in r.stores]
@@ -635,9 +683,10 @@ def _compute_plan(world: World, skus: Collection[str] | None) -> Plan:
     rules = planner.rules
     listings = world.listings
     unmatched: list[dict[str, int]] = [defaultdict(int) for _ in rules]
-    held: list[dict[str, int]] = [defaultdict(int) for _ in rules]
+    held: list[dict[tuple[str, str], int]] = [defaultdict(int) for _ in rules]
+    not_writable: list[dict[tuple[str, str], int]] = [defaultdict(int) for _ in rules]
     conflicted: dict[tuple[int, str, int], int] = defaultdict(int)  # (younger, store, owner) -> slots
-    per_store: dict[str, dict[str, tuple[dict[str, _Outcome], list[_Feed | None]]]] = {
+    per_store: dict[str, dict[str, tuple[dict[str, _Outcome], list[_Feed | _Held | None]]]] = {
         name: {} for name in planner.stores
     }
     slots = (
@@ -660,9 +709,16 @@ def _compute_plan(world: World, skus: Collection[str] | None) -> Plan:
         if younger:
             for y in younger:
                 conflicted[(y, slot.store, r)] += 1
+        if desired == _SKIP:
+            continue
+        if not slot.writable:
+            not_writable[r][(slot.store, slot.status)] += 1
+            continue
         if desired < 0:
-            if desired != _SKIP:
-                (held if desired == HELD else unmatched)[r][slot.store] += 1
+            if desired == HELD:
+                held[r][(slot.store, reason)] += 1
+            else:
+                unmatched[r][slot.store] += 1
             continue
         add_index(i)
         add_desired(desired)
@@ -671,18 +727,38 @@ def _compute_plan(world: World, skus: Collection[str] | None) -> Plan:
     conflicts: list[list[Conflict]] = [[] for _ in rules]
     for (y, store, owner), count in sorted(conflicted.items()):
         conflicts[y].append(Conflict(store, rules[owner].name, count))
+    platform = {s.name: s.spec.platform for s in world.stores}
     plans = {
         rule.name: RulePlan(
             rule=rule.name,
             rows=PlanRows(rule.name, listings, planner.index[r], planner.desired[r], planner.reasons[r]),
             unmatched=dict(unmatched[r]),
-            held=dict(held[r]),
+            holds=[_held_slots(store, key, n) for (store, key), n in sorted(held[r].items())],
             conflicts=conflicts[r],
             oversell_risk={w: allocation[w] for w in sorted(drawn[r]) if allocation[w] > 1},
+            not_writable=[
+                NotWritable(store, platform.get(store, ""), status, n)
+                for (store, status), n in sorted(not_writable[r].items())
+            ],
+            duplicate_skus=_duplicate_skus(listings, planner.index[r]),
+            selection=rule.selection,
         )
         for r, rule in enumerate(rules)
     }
     return Plan(plans, allocation, listings)
+
+
+def _duplicate_skus(listings: Sequence[Listing], index: array[int]) -> dict[str, tuple[str, ...]]:
+    """store -> seller SKUs a rule manages on more than one product (or platform SKU) of the store:
+    each gets the SKU's quantity, so the stock is offered more than once (docs/rules.md)."""
+    first: dict[tuple[str, str, str], tuple[str, str]] = {}
+    found: dict[str, set[str]] = defaultdict(set)
+    for i in index:
+        slot = listings[i]
+        product = (slot.product_id, slot.sku_id)
+        if first.setdefault((slot.store, slot.channel_warehouse_id, slot.sku), product) != product:
+            found[slot.store].add(slot.sku)
+    return {store: tuple(sorted(skus)) for store, skus in sorted(found.items())}
 
 
 def explain(world: World, rule: str, sku: str) -> list[Explanation]:
@@ -713,11 +789,19 @@ def explain(world: World, rule: str, sku: str) -> list[Explanation]:
         elif isinstance(found, str):
             reason = "notManaged"
             steps.append(f"2. {found}")
+        elif not slot.writable:
+            reason = "notManaged"
+            why = NotWritable(slot.store, sp.store.spec.platform, slot.status, 1).reason
+            steps.append(f"2. {why}: not managed")
+        elif isinstance(found, _Held):
+            reason = "held"
+            steps.append(f"1. held, nothing pushed: {_held_slots(slot.store, found.key, 1).message}")
         else:
             steps.extend(_candidates(planner, sp, pos, slot.channel_warehouse_id, found))
             steps.append(f"2. managed: {sku} is selected by {rule}, which owns it in {slot.store}")
             value, reason = found.decide(sku, settings, steps)
             desired = value if value >= 0 else None
+            reason = "held" if value == HELD else reason
         steps.append(f"=> {'left alone' if desired is None else desired} ({reason}); live {slot.quantity}")
         out.append(
             Explanation(

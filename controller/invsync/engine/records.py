@@ -110,3 +110,53 @@ class ProductBatch:
     product_id: str
     updates: tuple[SlotUpdate, ...]
     priority: int  # lower goes first: 0 zeroes, 1 decreases, 2 increases only
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSlots:
+    """`count` slots of `store` the rule manages but holds: the data that would decide them cannot be
+    trusted, so they are not pushed (docs/rules.md, "Held slots"). `cause` is one of HELD_CAUSES."""
+
+    store: str
+    cause: str
+    warehouses: tuple[str, ...]  # the Warehouses at fault
+    count: int
+    location: str = ""  # duplicateLocation: "source/location" counted twice
+
+    @property
+    def message(self) -> str:
+        names = ", ".join(self.warehouses)
+        if self.cause == "missingWarehouse":
+            what = (
+                f"Warehouse {names} does not exist"
+                if len(self.warehouses) == 1
+                else f"Warehouses {names} do not exist"
+            )
+        elif self.cause == "duplicateLocation":
+            what = f"Warehouses {names} are the same location {self.location}, which counts once at most"
+        else:
+            what = f"only Warehouses that are not Ready ({names}) could feed them"
+        return f"{self.count} listings of Store {self.store} held: {what}"
+
+
+HELD_CAUSES = ("unreadyWarehouse", "missingWarehouse", "duplicateLocation")
+
+
+# Why a platform refuses inventory updates of a product not in its writable status (docs/platforms.md).
+_WRITABLE_ONLY: dict[str, str] = {"tiktok": "TikTok updates only ACTIVATE products"}
+
+
+@dataclass(frozen=True, slots=True)
+class NotWritable:
+    """`count` slots of `store` the rule would manage, whose product the platform takes no inventory
+    update for (its status): read and reported, never pushed."""
+
+    store: str
+    platform: str
+    status: str
+    count: int
+
+    @property
+    def reason(self) -> str:
+        why = _WRITABLE_ONLY.get(self.platform, "the platform takes no inventory update for it")
+        return f"product status {self.status or 'unknown'}: {why}"

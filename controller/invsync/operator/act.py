@@ -14,6 +14,7 @@ from ..engine import PlanRow, ProductBatch, push_batches
 from ..engine.records import Listing
 from ..providers.base import MultiWarehouseRefusedError, ProviderError, PushOutcome, SalesChannel
 from .observe import with_refusal
+from .reasons import Reason
 from .state import Problem, Progress, ReadState, RuleMemory, SharedMemory, SlotKey, Snapshot, slot_key
 
 
@@ -56,7 +57,7 @@ async def push(
             )
             generation = snap.stores[name].metadata.generation
             shared.refused_multi_warehouse[(snap.namespace, name)] = (generation, msg)
-            pushed.problems.append(Problem("NotWhitelisted", msg))
+            pushed.problems.append(Problem(Reason.NOT_WHITELISTED, msg))
             for i, obs in enumerate(state.objects):
                 if obs.kind == "Store" and obs.name == name:
                     state.objects[i] = with_refusal(obs, msg)
@@ -107,7 +108,8 @@ async def push_rows(
                 results = [PushOutcome(u, False, str(exc)) for u in batch.updates]
             planned = [out for out in results if not out.update.carried]
             for out in planned:
-                outcomes[(store, out.update.channel_warehouse_id, out.update.sku)] = out
+                u = out.update
+                outcomes[(store, u.product_id, u.sku_id, u.channel_warehouse_id)] = out
             done += len(planned)
             if time.monotonic() - last_report >= progress_every and done < total:
                 last_report = time.monotonic()
@@ -138,15 +140,15 @@ def settle(
     mono = time.monotonic()
     due: list[PlanRow] = []
     requeue: float | None = None
-    seen: dict[SlotKey, tuple[int, float]] = {}
+    seen: dict[SlotKey, tuple[str, int, float]] = {}
     for row in candidates:
         key = slot_key(row)
         if settle > 0 and row.desired > row.live:
             first = memory.first_seen.get(key)
-            if first is None or first[0] != row.desired:
-                first = (row.desired, mono)
+            if first is None or first[1] != row.desired:
+                first = (row.sku, row.desired, mono)
             seen[key] = first
-            left = settle - (mono - first[1])
+            left = settle - (mono - first[2])
             if left > 0:
                 requeue = left if requeue is None else min(requeue, left)
                 continue
@@ -154,5 +156,5 @@ def settle(
     if skus is None:
         memory.first_seen = seen
     else:
-        memory.first_seen = {k: v for k, v in memory.first_seen.items() if k[2] not in skus} | seen
+        memory.first_seen = {k: v for k, v in memory.first_seen.items() if v[0] not in skus} | seen
     return due, requeue

@@ -5,56 +5,30 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..api import InventorySource, Store, SyncRule, Warehouse
-from ..engine import PlanRow
+from ..engine import Selection, selection
 from ..engine.records import ChannelWarehouse, Listing, Location, StockRecord
 from ..providers.base import AuthError, ProviderError, SalesChannel
 from .conditions import MULTI_WAREHOUSE, READY, Cond, rfc3339
-from .state import ObjectStatus, Ports, Problem, ReadState, SharedMemory, SlotKey, Snapshot, slot_key
+from .reasons import Reason
+from .state import ObjectStatus, Ports, Problem, ReadState, SharedMemory, SlotKey, Snapshot, listing_key
 
 
-def selected_stores(rule: SyncRule, stores: Mapping[str, Store]) -> tuple[list[str], list[str]]:
-    """(existing store names the rule selects, named stores that do not exist)."""
-    sel = rule.spec.stores
-    names = list(dict.fromkeys(sel.names))
-    if sel.selector is not None:
-        names += [n for n, s in sorted(stores.items()) if sel.selector.matches(s.metadata.labels)]
-    names = list(dict.fromkeys(names))
-    return [n for n in names if n in stores], [n for n in names if n not in stores]
-
-
-def selected_warehouses(rule: SyncRule, warehouses: Mapping[str, Warehouse]) -> tuple[list[str], list[str]]:
-    """(existing warehouse names the rule selects, named warehouses that do not exist)."""
-    found: list[str] = []
-    missing: list[str] = []
-    for entry in rule.spec.warehouses:
-        if entry.name is not None:
-            (found if entry.name in warehouses else missing).append(entry.name)
-        elif entry.selector is not None:
-            found += [n for n, w in sorted(warehouses.items()) if entry.selector.matches(w.metadata.labels)]
-    return list(dict.fromkeys(found)), list(dict.fromkeys(missing))
-
-
-def feeders(store: Store, channel_warehouse_id: str, rule_warehouses: Collection[str]) -> set[str]:
-    """Warehouse names (existing or not) whose data decides this channel slot's quantity."""
-    if not store.spec.warehouses:
-        return set(rule_warehouses)
-    for mapping in store.spec.warehouses:
-        if mapping.channel_warehouse_id == channel_warehouse_id:
-            return set(mapping.warehouse_refs) & set(rule_warehouses)
-    return set()
+def rule_selection(rule: SyncRule, snap: Snapshot) -> Selection:
+    """What the engine says the rule selects in the snapshot, and what it names that is missing."""
+    return selection(rule, list(snap.stores.values()), list(snap.warehouses.values()))
 
 
 def dependencies(rule: SyncRule, snap: Snapshot) -> set[tuple[str, str]]:
     """(kind, name) of every object whose change must re-trigger this rule, missing ones included."""
-    stores, missing_stores = selected_stores(rule, snap.stores)
-    whs, missing_whs = selected_warehouses(rule, snap.warehouses)
-    deps = {("Store", n) for n in (*stores, *missing_stores)} | {
-        ("Warehouse", n) for n in (*whs, *missing_whs)
+    sel = rule_selection(rule, snap)
+    stores, whs = sel.stores, sel.warehouses
+    deps = {("Store", n) for n in (*stores, *sel.missing_stores)} | {
+        ("Warehouse", n) for n in (*whs, *sel.missing_warehouses)
     }
     for name in stores:
         deps.add(("Secret", snap.stores[name].spec.credentials_secret_ref.name))
@@ -83,15 +57,17 @@ async def _read_source(
 ) -> tuple[_SourceRead, ObjectStatus | None]:
     src = snap.sources.get(name)
     if src is None:
-        return _SourceRead(problem=Problem("SourceNotFound", f"InventorySource {name} not found")), None
+        return _SourceRead(
+            problem=Problem(Reason.SOURCE_NOT_FOUND, f"InventorySource {name} not found")
+        ), None
     secret: Mapping[str, str] | None = None
     ref = src.spec.credentials_secret_ref
     if ref is not None:
         secret = await ports.read_secret(snap.namespace, ref.name)
         if secret is None:
             msg = f"Secret {ref.name} (credentials of InventorySource {name}) not found"
-            return _SourceRead(problem=Problem("SecretNotFound", msg)), _source_status(
-                src, msg, "SecretNotFound"
+            return _SourceRead(problem=Problem(Reason.SECRET_NOT_FOUND, msg)), _source_status(
+                src, msg, Reason.SECRET_NOT_FOUND
             )
     locations_wanted = sorted(
         {w.spec.location_id for w in snap.warehouses.values() if w.spec.source_ref.name == name}
@@ -102,8 +78,8 @@ async def _read_source(
         provider = ports.source(src, secret)
     except ProviderError as exc:
         msg = f"InventorySource {name}: {exc}"
-        return _SourceRead(problem=Problem("InvalidCredentials", msg)), _source_status(
-            src, msg, "InvalidCredentials"
+        return _SourceRead(problem=Problem(Reason.INVALID_CREDENTIALS, msg)), _source_status(
+            src, msg, Reason.INVALID_CREDENTIALS
         )
     try:
         read.locations = {loc.id: loc for loc in await provider.list_locations()}
@@ -111,9 +87,9 @@ async def _read_source(
         known = [loc for loc in locations_wanted if loc in read.locations or not read.locations]
         read.records = await provider.read_stock(known) if known else []
     except AuthError as exc:
-        read.problem = Problem("AuthFailed", f"InventorySource {name} refused the credentials: {exc}")
+        read.problem = Problem(Reason.AUTH_FAILED, f"InventorySource {name} refused the credentials: {exc}")
     except ProviderError as exc:
-        read.problem = Problem("SourceUnavailable", f"InventorySource {name} could not be read: {exc}")
+        read.problem = Problem(Reason.SOURCE_UNAVAILABLE, f"InventorySource {name} could not be read: {exc}")
     finally:
         await provider.aclose()
     if read.problem is None and known:
@@ -127,7 +103,7 @@ async def _read_source(
         if emptied:
             loc, before = emptied[0]
             read.problem = Problem(
-                "SourceUnavailable",
+                Reason.SOURCE_UNAVAILABLE,
                 f"InventorySource {name} returned no stock where the last read had {before} records "
                 f"(location {loc}); nothing is pushed from it until it returns data",
             )
@@ -143,7 +119,7 @@ async def _read_source(
             Cond(
                 READY,
                 "True",
-                "Fetched",
+                Reason.FETCHED,
                 f"{len(read.records)} stock records at {len(read.locations)} locations",
             )
         ],
@@ -174,49 +150,55 @@ async def _read_store(snap: Snapshot, name: str, ports: Ports) -> _StoreRead:
     secret = await ports.read_secret(snap.namespace, secret_name)
     if secret is None:
         msg = f"Secret {secret_name} (credentials of Store {name}) not found"
-        return _StoreRead(problem=Problem("SecretNotFound", msg))
+        return _StoreRead(problem=Problem(Reason.SECRET_NOT_FOUND, msg))
     read = _StoreRead()
     try:
         read.channel = ports.channel(store, secret)
     except ProviderError as exc:
-        return _StoreRead(problem=Problem("InvalidCredentials", f"Store {name}: {exc}"))
+        return _StoreRead(problem=Problem(Reason.INVALID_CREDENTIALS, f"Store {name}: {exc}"))
     try:
         read.warehouses = await read.channel.list_warehouses()
         read.listings = await read.channel.list_listings()
     except AuthError as exc:
         read.problem = Problem(
-            "AuthFailed", f"Store {name}: the platform refused the credentials in Secret {secret_name}: {exc}"
+            Reason.AUTH_FAILED,
+            f"Store {name}: the platform refused the credentials in Secret {secret_name}: {exc}",
         )
     except ProviderError as exc:
-        read.problem = Problem("StoreUnavailable", f"Store {name} could not be read: {exc}")
+        read.problem = Problem(Reason.STORE_UNAVAILABLE, f"Store {name} could not be read: {exc}")
     return read
 
 
 def with_refusal(obs: ObjectStatus, message: str) -> ObjectStatus:
     conds = [
-        Cond(READY, "False", "NotWhitelisted", message),
-        Cond(MULTI_WAREHOUSE, "False", "NotWhitelisted", message),
+        Cond(READY, "False", Reason.NOT_WHITELISTED, message),
+        Cond(MULTI_WAREHOUSE, "False", Reason.NOT_WHITELISTED, message),
     ]
     return replace(obs, conditions=conds)
 
 
 def _store_status(store: Store, read: _StoreRead, refused: str | None, listings: int) -> ObjectStatus:
     multi = (
-        Cond(MULTI_WAREHOUSE, "False", "NotWhitelisted", refused)
+        Cond(MULTI_WAREHOUSE, "False", Reason.NOT_WHITELISTED, refused)
         if refused is not None
-        else Cond(MULTI_WAREHOUSE, "True", "Enabled", "per-warehouse quantities are pushed")
+        else Cond(MULTI_WAREHOUSE, "True", Reason.ENABLED, "per-warehouse quantities are pushed")
         if store.spec.multi_warehouse
-        else Cond(MULTI_WAREHOUSE, "False", "Disabled", "multiWarehouse is false: one quantity per listing")
+        else Cond(
+            MULTI_WAREHOUSE, "False", Reason.DISABLED, "multiWarehouse is false: one quantity per listing"
+        )
     )
     if read.problem is not None:
         return ObjectStatus(
             "Store", store.name, [Cond(READY, "False", read.problem.reason, read.problem.message), multi], {}
         )
     ready = (
-        Cond(READY, "False", "NotWhitelisted", refused)
+        Cond(READY, "False", Reason.NOT_WHITELISTED, refused)
         if refused is not None
         else Cond(
-            READY, "True", "Connected", f"{listings} listings in {len(read.warehouses)} channel warehouses"
+            READY,
+            "True",
+            Reason.CONNECTED,
+            f"{listings} listings in {len(read.warehouses)} channel warehouses",
         )
     )
     cws = [
@@ -232,7 +214,7 @@ def _warehouse_status(wh: Warehouse, problem: Problem | None, records: Iterable[
     return ObjectStatus(
         "Warehouse",
         wh.name,
-        [Cond(READY, "True", "Available", f"{len(mine)} SKUs at location {wh.spec.location_id}")],
+        [Cond(READY, "True", Reason.AVAILABLE, f"{len(mine)} SKUs at location {wh.spec.location_id}")],
         {"skus": len({r.sku for r in mine}), "available": sum(max(r.available, 0) for r in mine)},
     )
 
@@ -245,10 +227,12 @@ def _warehouse_problem(wh: Warehouse, read: _SourceRead) -> Problem | None:
     loc = read.locations.get(wh.spec.location_id, None if read.locations else Location(""))
     where = f"Warehouse {wh.name}: location {wh.spec.location_id}"
     if loc is None:
-        return Problem("LocationNotFound", f"{where} not found in InventorySource {wh.spec.source_ref.name}")
+        return Problem(
+            Reason.LOCATION_NOT_FOUND, f"{where} not found in InventorySource {wh.spec.source_ref.name}"
+        )
     if not loc.active:
         return Problem(
-            "LocationInactive", f"{where} is inactive in InventorySource {wh.spec.source_ref.name}"
+            Reason.LOCATION_INACTIVE, f"{where} is inactive in InventorySource {wh.spec.source_ref.name}"
         )
     return None
 
@@ -281,10 +265,16 @@ async def read_world(
     """Read every source and store the rule uses, concurrently; failures become Problems."""
     problems: list[Problem] = []
     objects: list[ObjectStatus] = []
-    store_names, missing_stores = selected_stores(rule, snap.stores)
-    wh_names, missing_whs = selected_warehouses(rule, snap.warehouses)
-    problems += [Problem("StoreNotFound", f"Store {n} not found") for n in missing_stores]
-    problems += [Problem("WarehouseNotFound", f"Warehouse {n} not found") for n in missing_whs]
+    sel = rule_selection(rule, snap)
+    store_names, wh_names = sel.stores, sel.warehouses
+    problems += [Problem(Reason.STORE_NOT_FOUND, f"Store {n} not found") for n in sel.missing_stores]
+    problems += [
+        Problem(Reason.WAREHOUSE_NOT_FOUND, f"Warehouse {n} not found") for n in sel.missing_warehouses
+    ]
+    problems += [
+        Problem(Reason.SELECTOR_MATCHES_NOTHING, f"SyncRule {rule.name}: {what}")
+        for what in sel.empty_selectors
+    ]
 
     source_names = sorted({snap.warehouses[w].spec.source_ref.name for w in wh_names})
     source_reads, store_reads = await asyncio.gather(
@@ -307,7 +297,7 @@ async def read_world(
         problem = _warehouse_problem(wh, sread)
         if problem is not None:
             unready.add(wname)
-            if problem.reason in ("LocationNotFound", "LocationInactive"):
+            if problem.reason in (Reason.LOCATION_NOT_FOUND, Reason.LOCATION_INACTIVE):
                 problems.append(problem)
         objects.append(_warehouse_status(wh, problem, sread.records))
     listings: dict[SlotKey, Listing] = {}
@@ -322,31 +312,18 @@ async def read_world(
         else:
             read_ok.add(name)
             cw_status.update({(name, w.id): w.effect_status for w in sread_store.warehouses})
-            listings.update({(x.store, x.channel_warehouse_id, x.sku): x for x in sread_store.listings})
+            listings.update({listing_key(x): x for x in sread_store.listings})
         refused = shared.refusal(snap.stores[name])
         if refused is not None:
-            problems.append(Problem("NotWhitelisted", refused))
+            problems.append(Problem(Reason.NOT_WHITELISTED, refused))
         objects.append(_store_status(snap.stores[name], sread_store, refused, len(sread_store.listings)))
     state = ReadState(
         stock=stock,
         listings=listings,
         unready=frozenset(unready),
-        missing=frozenset(missing_whs),
         channel_warehouse_status=cw_status,
         problems=problems,
         objects=objects,
         read_stores=frozenset(read_ok),
     )
     return state, channels
-
-
-def tainted_slots(rule: SyncRule, snap: Snapshot, state: ReadState, rows: Iterable[PlanRow]) -> set[SlotKey]:
-    """Slots a missing Warehouse would feed: the engine cannot know them, so they are held here."""
-    rule_whs, missing_whs = selected_warehouses(rule, snap.warehouses)
-    feeding = set(rule_whs) | set(missing_whs)
-    held: set[SlotKey] = set()
-    for row in rows:
-        store = snap.stores.get(row.store)
-        if store is not None and feeders(store, row.channel_warehouse_id, feeding) & state.missing:
-            held.add(slot_key(row))
-    return held

@@ -18,7 +18,7 @@ from ..engine import RulePlan, World, compute_plan, safety_hold
 from ..engine.records import StockRecord
 from ..providers.base import ProviderError, SalesChannel
 from .act import push, settle
-from .observe import read_world, tainted_slots
+from .observe import read_world
 from .report import report
 from .state import (
     APPROVE_HOLD,
@@ -30,7 +30,6 @@ from .state import (
     SharedMemory,
     Snapshot,
     SyncReport,
-    slot_key,
 )
 
 
@@ -72,7 +71,6 @@ async def sync_rule(
         # Counts cover every slot of the rule: on a webhook sync, the full plan over the remembered read.
         if planned is not None:
             rule_plan = compute_plan(replace(world, listings=list(state.listings.values()))).rules[rule.name]
-            decision.held_slots |= tainted_slots(rule, snap, state, list(rule_plan.rows))
         return report(rule, snap, state, rule_plan, plan.allocation, decision, pushed, memory, now)
     finally:
         await asyncio.gather(*(c.aclose() for c in channels.values()), return_exceptions=True)
@@ -113,15 +111,13 @@ def _decide(
     """The plan step after the engine: what is due now, what settles, what the safety hold stops."""
     spec = rule.spec
     rows = list(rule_plan.rows)
-    held_slots = tainted_slots(rule, snap, state, rows)
-    trusted = [r for r in rows if slot_key(r) not in held_slots]
     due, settling_for = settle(
-        [r for r in trusted if r.live != r.desired],
+        [r for r in rows if r.live != r.desired],
         memory,
         skus,
         parse_duration(spec.push.increase_settle).total_seconds(),
     )
-    hold = safety_hold(trusted, spec.safety)
+    hold = safety_hold(rows, spec.safety)
     if hold is not None and rule.metadata.annotations.get(APPROVE_HOLD) != hold.id:
-        return Decision(rows, [], due, hold, held_slots, settling_for)
-    return Decision(rows, due, [], None, held_slots, settling_for)
+        return Decision(rows, [], due, hold, settling_for)
+    return Decision(rows, due, [], None, settling_for)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
 from ..api import SyncRule
-from ..engine import Conflict, Hold, RulePlan
+from ..engine import Hold, RulePlan
 from ..providers.base import PushOutcome
 from .act import Pushed
 from .conditions import CONFLICT, OVERSELL_RISK, READY, STALLED, Cond, merge, rfc3339
-from .observe import selected_stores
+from .reasons import Reason
 from .state import (
     APPROVE_HOLD,
     REQUESTED_AT,
@@ -25,7 +26,7 @@ from .state import (
     RuleMemory,
     SlotKey,
     Snapshot,
-    StoreCounts,
+    SyncCounts,
     SyncReport,
     slot_key,
 )
@@ -52,32 +53,25 @@ def report(
         events.append(
             Event(
                 "Warning",
-                "SafetyHold",
+                Reason.SAFETY_HOLD,
                 f"plan held: it would set {hold.zeroing} of {hold.of} listings with stock to zero; "
                 f"set annotation {APPROVE_HOLD}={hold.id} to release it",
             )
         )
-    counts = _count(
-        rule,
-        snap,
-        plan,
-        decision.held_slots,
-        {slot_key(r) for r in decision.held_rows},
-        outcomes,
-    )
+    counts = _count(plan, {slot_key(r) for r in decision.held_rows}, outcomes)
     for store_name, c in counts.items():
         if c.failed:
             first = next(o.message for k, o in outcomes.items() if k[0] == store_name and not o.ok)
             events.append(
                 Event(
                     "Warning",
-                    "PushFailed",
+                    Reason.PUSH_FAILED,
                     f"{c.failed} of {c.failed + c.pushed} updates to Store {store_name} failed: {first}",
                 )
             )
     changed = [o for o in outcomes.values() if o.ok]
     if changed:
-        events.append(Event("Normal", "Pushed", f"set {len(changed)} listing quantities"))
+        events.append(Event("Normal", Reason.PUSHED, f"set {len(changed)} listing quantities"))
     change_to_push = [
         pushed.acked - arrived
         for o in changed
@@ -85,11 +79,16 @@ def report(
     ]
     events += [
         Event(
-            "Warning", "Conflict", f"{c.count} SKUs on Store {c.store} are owned by older SyncRule {c.owner}"
+            "Warning",
+            Reason.CONFLICT,
+            f"{c.count} SKUs on Store {c.store} are owned by older SyncRule {c.owner}",
         )
         for c in plan.conflicts
     ]
-    not_pushed = sum(plan.held.values()) + len(decision.held_slots)
+    problems += [
+        Problem(Reason.DUPLICATE_LOCATION, h.message) for h in plan.holds if h.cause == "duplicateLocation"
+    ]
+    not_pushed = sum(plan.held.values())
     if not_pushed and problems:
         problems.append(
             Problem(
@@ -97,9 +96,15 @@ def report(
                 f"{not_pushed} listings not pushed because the data feeding them is unavailable",
             )
         )
+    events += [
+        Event(
+            "Warning", Reason.NOT_WRITABLE, f"{n.count} listings of Store {n.store} not managed: {n.reason}"
+        )
+        for n in plan.not_writable
+    ]
     events += [Event("Warning", p.reason, p.message) for p in problems]
     pushing = spec.push.mode == "Enforce" and not spec.suspend
-    conds = _rule_conditions(rule, problems, counts, plan.conflicts, plan.oversell_risk, hold, pushing)
+    conds = _rule_conditions(rule, problems, counts, plan, hold, pushing)
     result: Result
     if hold is not None:
         result = "held"
@@ -124,30 +129,29 @@ def report(
 
 
 def _count(
-    rule: SyncRule,
-    snap: Snapshot,
-    plan: RulePlan,
-    tainted: Collection[SlotKey],
-    held: Collection[SlotKey],
-    outcomes: Mapping[SlotKey, PushOutcome],
-) -> dict[str, StoreCounts]:
+    plan: RulePlan, safety_held: Collection[SlotKey], outcomes: Mapping[SlotKey, PushOutcome]
+) -> dict[str, SyncCounts]:
     """Per-store counts after the sync: `drifted` is what still differs once the pushes are done."""
-    counts = {s: StoreCounts() for s in selected_stores(rule, snap.stores)[0]}
+    counts = {s: SyncCounts() for s in plan.selection.stores}
     # what the rule leaves alone comes straight from the plan (plan.counts() would walk every row again)
     for store, n in plan.unmatched.items():
-        counts.setdefault(store, StoreCounts()).unmatched = n
-    for store, n in plan.held.items():
-        counts.setdefault(store, StoreCounts()).held = n
+        counts.setdefault(store, SyncCounts()).unmatched = n
+    for held in plan.holds:
+        c = counts.setdefault(held.store, SyncCounts())
+        c.held += held.count
+        c.listings += held.count
     for conflict in plan.conflicts:
-        counts.setdefault(conflict.store, StoreCounts()).conflicted += conflict.count
+        counts.setdefault(conflict.store, SyncCounts()).conflicted += conflict.count
+    for unwritable in plan.not_writable:
+        counts.setdefault(unwritable.store, SyncCounts()).not_writable += unwritable.count
     for row in plan.rows:
         key = slot_key(row)
-        c = counts.setdefault(row.store, StoreCounts())
+        c = counts.setdefault(row.store, SyncCounts())
         c.listings += 1
-        if key in tainted:
+        if key in safety_held:
             c.held += 1
+            c.drift_units += abs(row.desired - row.live)
             continue
-        c.held += key in held
         outcome = outcomes.get(key)
         live = row.live
         if outcome is not None:
@@ -164,55 +168,75 @@ def _count(
     return counts
 
 
+DUPLICATES_NAMED = 5  # seller SKUs named in an OversellRisk message; the count says how many in all
+
+
 def _rule_conditions(
     rule: SyncRule,
     problems: Sequence[Problem],
-    counts: Mapping[str, StoreCounts],
-    conflicts: Sequence[Conflict],
-    oversell: Mapping[str, Fraction],
+    counts: Mapping[str, SyncCounts],
+    plan: RulePlan,
     hold: Hold | None,
     pushing: bool,
 ) -> list[Cond]:
+    conflicts, oversell = plan.conflicts, plan.oversell_risk
     listings = sum(c.listings for c in counts.values())
     in_sync = sum(c.in_sync for c in counts.values())
     drifted = sum(c.drifted for c in counts.values())
     failed = sum(c.failed for c in counts.values())
     if hold is not None:
         ready = Cond(
-            READY, "False", "SafetyHold", f"plan held: would zero {hold.zeroing} of {hold.of} listings"
+            READY, "False", Reason.SAFETY_HOLD, f"plan held: would zero {hold.zeroing} of {hold.of} listings"
         )
     elif problems:
         ready = Cond(
             READY, "False", problems[0].reason, "; ".join(dict.fromkeys(p.message for p in problems))
         )
     elif failed:
-        ready = Cond(READY, "False", "PushFailed", f"{failed} of {listings} listings failed to push")
+        ready = Cond(READY, "False", Reason.PUSH_FAILED, f"{failed} of {listings} listings failed to push")
     elif rule.spec.suspend:
-        ready = Cond(READY, "True", "Suspended", f"suspended: {drifted} of {listings} listings differ")
+        ready = Cond(READY, "True", Reason.SUSPENDED, f"suspended: {drifted} of {listings} listings differ")
     elif not pushing:
-        ready = Cond(READY, "True", "DryRun", f"dry run: {drifted} of {listings} listings would change")
+        ready = Cond(READY, "True", Reason.DRY_RUN, f"dry run: {drifted} of {listings} listings would change")
     else:
-        ready = Cond(READY, "True", "Synced", f"{in_sync} of {listings} listings in sync")
+        ready = Cond(READY, "True", Reason.SYNCED, f"{in_sync} of {listings} listings in sync")
+    if plan.not_writable:
+        text = "; ".join(f"{n.count} on Store {n.store} ({n.reason})" for n in plan.not_writable)
+        ready = replace(ready, message=f"{ready.message}; not managed, not writable: {text}")
     conds = [ready]
     if hold is not None:
-        conds.append(Cond(STALLED, "True", "SafetyHold", f"approve with annotation {APPROVE_HOLD}={hold.id}"))
+        conds.append(
+            Cond(STALLED, "True", Reason.SAFETY_HOLD, f"approve with annotation {APPROVE_HOLD}={hold.id}")
+        )
     if conflicts:
         text = ", ".join(f"{c.count} on Store {c.store} owned by SyncRule {c.owner}" for c in conflicts)
-        conds.append(Cond(CONFLICT, "True", "OwnedByOlderRule", f"SKUs claimed by older rules: {text}"))
-    if oversell:
-        text = ", ".join(f"{w} at {float(r):.2f}" for w, r in sorted(oversell.items()))
         conds.append(
-            Cond(OVERSELL_RISK, "True", "PoolOverAllocated", f"warehouses allocated above 100%: {text}")
+            Cond(CONFLICT, "True", Reason.OWNED_BY_OLDER_RULE, f"SKUs claimed by older rules: {text}")
         )
+    risks: list[str] = []
+    if oversell:
+        risks.append(
+            "warehouses allocated above 100%: "
+            + ", ".join(f"{w} at {float(r):.2f}" for w, r in sorted(oversell.items()))
+        )
+    for store, skus in plan.duplicate_skus.items():
+        named = ", ".join(skus[:DUPLICATES_NAMED]) + (", ..." if len(skus) > DUPLICATES_NAMED else "")
+        risks.append(
+            f"{len(skus)} seller SKUs on more than one product of Store {store}, each showing the SKU's "
+            f"quantity: {named}"
+        )
+    if risks:
+        why = Reason.POOL_OVER_ALLOCATED if oversell else Reason.DUPLICATE_SKU
+        conds.append(Cond(OVERSELL_RISK, "True", why, "; ".join(risks)))
     return conds
 
 
 def _rule_status(
-    rule: SyncRule, conds: Sequence[Cond], counts: Mapping[str, StoreCounts], hold: Hold | None, now: datetime
+    rule: SyncRule, conds: Sequence[Cond], counts: Mapping[str, SyncCounts], hold: Hold | None, now: datetime
 ) -> dict[str, Any]:
     old = rule.status.model_dump(by_alias=True, exclude_none=True) if rule.status is not None else {}
-    total = StoreCounts(
-        *(sum(getattr(c, f) for c in counts.values()) for f in StoreCounts.__dataclass_fields__)
+    total = SyncCounts(
+        *(sum(getattr(c, f) for c in counts.values()) for f in SyncCounts.__dataclass_fields__)
     )
     status: dict[str, Any] = {
         "observedGeneration": rule.metadata.generation,

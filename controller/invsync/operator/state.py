@@ -21,7 +21,7 @@ from .conditions import Cond
 REQUESTED_AT = "invsync.dev/requested-at"
 APPROVE_HOLD = "invsync.dev/approve-hold"
 
-SlotKey = tuple[str, str, str]  # store, channel warehouse id, seller SKU
+SlotKey = tuple[str, str, str, str]  # store, product id, platform SKU id, channel warehouse id
 Result = Literal["success", "partial", "failure", "held", "dry_run"]
 Progress = Callable[[int, int], Awaitable[None]]
 
@@ -77,9 +77,10 @@ class Event:
 
 
 @dataclass(slots=True)
-class StoreCounts:
-    """One store's slots after a sync. `failed` and `held` slots are drifted too; `unmatched` and
-    `conflicted` ones are not managed by the rule, so not among its `listings`."""
+class SyncCounts:
+    """One store's slots after a sync (docs/status.md): `listings` = `in_sync` + `drifted` + `held`;
+    `failed` slots are drifted; `unmatched`, `conflicted` and `not_writable` ones are not managed by
+    the rule, so not among its `listings`. `drift_units`: how far the channel is from the plan."""
 
     listings: int = 0
     in_sync: int = 0
@@ -89,6 +90,7 @@ class StoreCounts:
     unmatched: int = 0
     held: int = 0
     conflicted: int = 0
+    not_writable: int = 0
     drift_units: int = 0
 
 
@@ -99,9 +101,6 @@ class ReadState:
     stock: dict[tuple[str, str, str], StockRecord]
     listings: dict[SlotKey, Listing]
     unready: frozenset[str]
-    # Named Warehouses that do not exist: the engine cannot see which slots they would feed, so the
-    # slots a Store maps to them are held here (unready ones are held by the engine itself).
-    missing: frozenset[str]
     channel_warehouse_status: dict[tuple[str, str], str]
     problems: list[Problem]
     objects: list[ObjectStatus]
@@ -113,7 +112,7 @@ class RuleMemory:
     """Per-rule state kept in memory between syncs (lost on restart, which only costs a full read)."""
 
     last_read: ReadState | None = None
-    first_seen: dict[SlotKey, tuple[int, float]] = field(default_factory=dict)
+    first_seen: dict[SlotKey, tuple[str, int, float]] = field(default_factory=dict)  # sku, desired, since
     arrivals: dict[str, float] = field(default_factory=dict)  # SKU -> monotonic webhook arrival
 
 
@@ -138,14 +137,19 @@ class SyncReport:
     objects: list[ObjectStatus]
     events: list[Event]
     result: Result
-    stores: dict[str, StoreCounts]
+    stores: dict[str, SyncCounts]
     allocation: Mapping[str, Fraction]
     change_to_push: list[float]
     requeue_after: float | None  # seconds until a settling increase becomes due
 
 
 def slot_key(row: PlanRow) -> SlotKey:
-    return (row.store, row.channel_warehouse_id, row.sku)
+    """One slot, however many products of the store carry its seller SKU."""
+    return (row.store, row.product_id, row.sku_id, row.channel_warehouse_id)
+
+
+def listing_key(x: Listing) -> SlotKey:
+    return (x.store, x.product_id, x.sku_id, x.channel_warehouse_id)
 
 
 @dataclass(slots=True)
@@ -156,5 +160,4 @@ class Decision:
     due: list[PlanRow]
     held_rows: list[PlanRow]  # due rows stopped by an unapproved safety hold
     hold: Hold | None  # the unapproved safety hold, if any
-    held_slots: set[SlotKey]  # slots whose quantity cannot be trusted (not pushed)
     settling_for: float | None

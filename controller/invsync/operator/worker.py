@@ -20,6 +20,7 @@ from ..engine.records import StockRecord
 from .bodies import RawBody, by_name, parse, resource_version
 from .conditions import RECONCILING, Cond, with_condition
 from .observe import dependencies
+from .reasons import TRANSIENT, Reason
 from .reconcile import sync_rule
 from .report import status_patch
 from .state import APPROVE_HOLD, REQUESTED_AT, Event, RuleMemory
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("invsync.operator")
 
 RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
-# A sync that could not read or push for one of these passing reasons is retried with RETRY_BACKOFF
-# too: a platform outage must not leave the channel wrong for a whole `interval`.
-TRANSIENT = frozenset({"SourceUnavailable", "StoreUnavailable", "PushFailed"})
 
 
 class RuleWorker:
@@ -121,7 +119,7 @@ class RuleWorker:
                 log.exception("SyncRule %s/%s: sync failed", self.namespace, self.name)
                 metrics.SYNC_RUNS.labels(self.namespace, self.name, "failure").inc()
                 with contextlib.suppress(Exception):
-                    await self._set_condition(Cond("Ready", "False", "ReconcileError", str(exc)[:500]))
+                    await self._set_condition(Cond("Ready", "False", Reason.RECONCILE_ERROR, str(exc)[:500]))
                 requeue = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
                 failures += 1
                 self.full = True
@@ -163,7 +161,7 @@ class RuleWorker:
         metrics.set_rule_interval(self.namespace, self.name, self._interval())
 
         async def progress(done: int, total: int) -> None:
-            await self._set_condition(Cond(RECONCILING, "True", "Pushing", f"pushed {done}/{total}"))
+            await self._set_condition(Cond(RECONCILING, "True", Reason.PUSHING, f"pushed {done}/{total}"))
 
         now = utc_now()
         report = await sync_rule(
@@ -231,7 +229,7 @@ class RuleWorker:
         """Post Events; standing warnings (holds, conflicts, missing things) once per change."""
         warnings: set[tuple[str, str]] = set()
         for ev in events:
-            if ev.type == "Warning" and ev.reason != "PushFailed":
+            if ev.type == "Warning" and ev.reason != Reason.PUSH_FAILED:
                 warnings.add((ev.reason, ev.message))
                 if (ev.reason, ev.message) in self.last_warnings:
                     continue
