@@ -318,3 +318,48 @@ def test_objects_no_rule_uses_still_get_their_status(env: Env) -> None:
         assert (cond["status"], cond["reason"]) == want, (kind, name, cond)
     assert "InventorySource nowhere not found" in env.condition("Warehouse", "orphan")["message"]  # type: ignore[index]
     assert env.status("Warehouse", "known")["available"] == 100
+
+
+def test_a_single_slot_mapping_naming_a_missing_warehouse_pushes_nothing_until_it_exists(env: Env) -> None:
+    """multiWarehouse: false, one mapping [w1, gone]: the listing's one slot is fed by it whatever id
+    the platform reports, so without gone no quantity is pushed (w1 alone would give 100)."""
+    url = env.sandbox.url
+    env.apply(
+        [
+            *seed_manifests(url),
+            secret(
+                "tiktok-relay",
+                {"app_key": "app-key", "app_secret": "app-secret", "access_token": "token-relay"},
+            ),
+            resource(
+                "Store",
+                "single",
+                {
+                    "platform": "tiktok",
+                    "endpoint": url,
+                    "shopCipher": "ROW_relay",
+                    "credentialsSecretRef": {"name": "tiktok-relay"},
+                    "multiWarehouse": False,
+                    "warehouses": [
+                        {"channelWarehouseId": "not-the-platform-id", "warehouseRefs": ["w1", "gone"]}
+                    ],
+                },
+            ),
+            resource("SyncRule", "single", {"stores": {"names": ["single"]}, "warehouses": [{"name": "w1"}]}),
+        ]
+    )
+
+    def names_gone() -> bool:
+        cond = env.condition("SyncRule", "single")
+        return (
+            cond is not None and cond["reason"] == "WarehouseNotFound" and "Warehouse gone" in cond["message"]
+        )
+
+    wait_for(names_gone, what="Ready=False naming Warehouse gone")
+    wait_for(lambda: ready(env, "easyboss") and ready(env, "aftership"), what="the other rules keep syncing")
+    assert env.quantities("ROW_relay") == {("A", "7201"): 0}  # nothing pushed from w1 alone
+    assert env.status("SyncRule", "single")["summary"]["held"] == 1
+    # gone appears (location L2, where A is disabled): the slot converges on w1's stock.
+    env.apply([resource("Warehouse", "gone", {"sourceRef": {"name": "wms"}, "locationId": "L2"})])
+    wait_for(lambda: env.quantities("ROW_relay") == {("A", "7201"): 100}, what="100 once gone exists")
+    wait_for(lambda: ready(env, "single"), what="the rule Ready")

@@ -94,7 +94,7 @@ class FakeChannel:
     def __init__(
         self, listings: list[Listing], fail_skus: Collection[str] = (), read_error: Exception | None = None
     ):
-        self.listings = {(x.channel_warehouse_id, x.sku): x for x in listings}
+        self.listings = {(x.product_id, x.sku_id, x.channel_warehouse_id): x for x in listings}
         self.fail_skus = set(fail_skus)
         self.read_error = read_error
         self.pushes: list[tuple[str, tuple[SlotUpdate, ...]]] = []
@@ -102,7 +102,7 @@ class FakeChannel:
     async def list_warehouses(self) -> list[ChannelWarehouse]:
         if self.read_error:
             raise self.read_error
-        return [ChannelWarehouse(cw) for cw in sorted({k[0] for k in self.listings})]
+        return [ChannelWarehouse(cw) for cw in sorted({k[2] for k in self.listings})]
 
     async def list_listings(self) -> list[Listing]:
         return list(self.listings.values())
@@ -113,7 +113,7 @@ class FakeChannel:
         for u in updates:
             ok = u.sku not in self.fail_skus
             if ok:
-                key = (u.channel_warehouse_id, u.sku)
+                key = (u.product_id, u.sku_id, u.channel_warehouse_id)
                 self.listings[key] = replace(self.listings[key], quantity=u.quantity)
             out.append(PushOutcome(u, ok, "" if ok else "sku locked"))
         return out
@@ -385,8 +385,8 @@ async def test_webhook_sync_replans_only_the_named_skus() -> None:
     await run(r, world(r), ports, memory)
     assert ch.pushes == []
     src.records = []  # a webhook sync must not re-read the source
-    ch.listings[("CW1", "B")] = replace(
-        ch.listings[("CW1", "B")], quantity=50
+    ch.listings[("p-B", "s-B", "CW1")] = replace(
+        ch.listings[("p-B", "s-B", "CW1")], quantity=50
     )  # hand edit, not re-read either
     report = await run(r, world(r), ports, memory, skus=frozenset({"A"}), webhook_rows=[stock("A", 8)])
     assert ch.pushed == {"A": 8}
@@ -429,3 +429,55 @@ def test_object_status_is_rewritten_only_on_change_or_when_the_fetch_time_is_sta
     assert stale is not None and stale["lastFetchTime"] == "2026-01-01T00:01:00Z"
     changed = replace(obs, fields={"items": 4, "lastFetchTime": "2026-01-01T00:01:00Z"})
     assert object_patch(first, changed, 1, NOW + timedelta(minutes=1), refresh_after=timedelta(minutes=5))
+
+
+async def test_a_seller_sku_on_two_products_is_pushed_to_both_and_reported_as_oversell_risk() -> None:
+    twice = [Listing("tt", "DUP", "p1", "s1", "CW1", 0), Listing("tt", "DUP", "p2", "s2", "CW1", 3)]
+    ch = FakeChannel([*twice, listing("ONE", 0)])
+    ports = FakePorts({"tt": ch}, {"wms": FakeSource([stock("DUP", 7), stock("ONE", 2)])}, SECRETS)
+    r = rule()
+    report = await run(r, world(r), ports)
+    assert sorted((pid, u.quantity) for pid, batch in ch.pushes for u in batch) == [
+        ("p-ONE", 2),
+        ("p1", 7),
+        ("p2", 7),
+    ]
+    assert report.status["summary"]["listings"] == 3 and report.status["summary"]["inSync"] == 3
+    risk = find(report.status["conditions"], "OversellRisk")
+    assert risk is not None and risk["reason"] == "DuplicateSku" and "DUP" in risk["message"]
+    assert ready(report)["status"] == "True"
+
+
+async def test_two_warehouses_on_one_location_hold_what_they_feed_and_name_both() -> None:
+    ch = FakeChannel([listing("A", 5)])
+    ports = FakePorts({"tt": ch}, {"wms": FakeSource([stock("A", 100)])}, SECRETS)
+    r = rule(warehouses=[{"name": "jkt"}, {"name": "jkt-copy"}])
+    report = await run(r, world(r, whs=[warehouse("jkt", "L1"), warehouse("jkt-copy", "L1")]), ports)
+    assert ch.pushes == []  # not 200 for 100 real units
+    cond = ready(report)
+    assert cond["status"] == "False" and cond["reason"] == "DuplicateLocation"
+    assert "jkt, jkt-copy" in cond["message"]
+    assert report.status["summary"]["held"] == 1
+
+
+async def test_a_selector_matching_nothing_makes_the_rule_not_ready_and_names_it() -> None:
+    ch = FakeChannel([listing("A", 5)])
+    ports = FakePorts({"tt": ch}, {"wms": FakeSource([stock("A", 100)])}, SECRETS)
+    r = rule(stores={"selector": {"matchLabels": {"tier": "typo"}}})
+    report = await run(r, world(r), ports)
+    cond = ready(report)
+    assert cond["status"] == "False" and cond["reason"] == "SelectorMatchesNothing"
+    assert "stores.selector matches no Store" in cond["message"]
+    assert ch.pushes == []
+
+
+async def test_a_listing_the_platform_takes_no_update_for_is_never_pushed_and_is_reported() -> None:
+    draft = Listing("tt", "D", "p-D", "s-D", "CW1", 3, status="DRAFT", writable=False)
+    ch = FakeChannel([draft, listing("A", 0)])
+    ports = FakePorts({"tt": ch}, {"wms": FakeSource([stock("D", 9), stock("A", 4)])}, SECRETS)
+    r = rule()
+    report = await run(r, world(r), ports)
+    assert ch.pushed == {"A": 4}
+    assert report.stores["tt"].not_writable == 1 and report.status["summary"]["listings"] == 1
+    assert "product status DRAFT: TikTok updates only ACTIVATE products" in ready(report)["message"]
+    assert any(e.reason == "NotWritable" for e in report.events)
