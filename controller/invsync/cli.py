@@ -96,7 +96,9 @@ def register_plan(sub: Any) -> None:
 
 def _summary(plan: Plan) -> dict[str, Any]:
     rules: dict[str, Any] = {}
-    totals = dict.fromkeys(("listings", "inSync", "drifted", "unmatched", "held", "conflicted"), 0)
+    totals = dict.fromkeys(
+        ("listings", "inSync", "drifted", "unmatched", "held", "conflicted", "notWritable"), 0
+    )
     for name, rp in plan.rules.items():
         stores = {
             store: {
@@ -106,6 +108,7 @@ def _summary(plan: Plan) -> dict[str, Any]:
                 "unmatched": c.unmatched,
                 "held": c.held,
                 "conflicted": c.conflicted,
+                "notWritable": c.not_writable,
             }
             for store, c in rp.counts().items()
         }
@@ -117,6 +120,12 @@ def _summary(plan: Plan) -> dict[str, Any]:
             "stores": stores,
             "conflicts": [{"store": c.store, "owner": c.owner, "count": c.count} for c in rp.conflicts],
             "oversellRisk": {w: _ratio(v) for w, v in rp.oversell_risk.items()},
+            "held": [
+                {"store": h.store, "count": h.count, "cause": h.cause, "why": h.message} for h in rp.holds
+            ],
+            "notWritable": [{"store": n.store, "count": n.count, "why": n.reason} for n in rp.not_writable],
+            "duplicateSkus": {store: list(skus) for store, skus in rp.duplicate_skus.items()},
+            "selectsNothing": list(rp.selection.empty_selectors),
         }
     return {
         **totals,
@@ -161,6 +170,16 @@ def _render_plan(plan: Plan, output: str) -> str:
         notes += [
             f"{name}: OversellRisk: warehouse {w} allocation ratio {v}" for w, v in s["oversellRisk"].items()
         ]
+        notes += [
+            f"{name}: OversellRisk: seller SKUs on more than one product of {store}: {', '.join(skus)}"
+            for store, skus in s["duplicateSkus"].items()
+        ]
+        notes += [f"{name}: held: {h['why']}" for h in s["held"]]
+        notes += [
+            f"{name}: not managed: {n['count']} listings of {n['store']}: {n['why']}"
+            for n in s["notWritable"]
+        ]
+        notes += [f"{name}: selects nothing: {what}" for what in s["selectsNothing"]]
     if output == "markdown":
         return _markdown([h.lower() for h in header], table) + "\n\n" + "\n".join(f"- {n}" for n in notes)
     return _table(header, table) + "\n\n" + "\n".join(notes)
