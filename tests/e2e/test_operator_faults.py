@@ -363,3 +363,29 @@ def test_a_single_slot_mapping_naming_a_missing_warehouse_pushes_nothing_until_i
     env.apply([resource("Warehouse", "gone", {"sourceRef": {"name": "wms"}, "locationId": "L2"})])
     wait_for(lambda: env.quantities("ROW_relay") == {("A", "7201"): 100}, what="100 once gone exists")
     wait_for(lambda: ready(env, "single"), what="the rule Ready")
+
+
+def test_a_restarted_operator_still_refuses_a_source_that_suddenly_reads_empty(env: Env) -> None:
+    """The empty-read guard needs the last good read; a new process finds it on the InventorySource."""
+    env.apply(seed_manifests(env.sandbox.url))
+    wait_for(lambda: converged(env), what="the seed quantities")
+    wait_for(
+        lambda: (
+            "invsync.dev/last-good-read"
+            in (env.get("InventorySource", "wms")["metadata"].get("annotations") or {})
+        ),
+        what="the last good read kept on the InventorySource",
+    )
+    env.operator.stop()
+    env.admin(
+        "POST", "faults", {"platform": "http", "target": "wms", "operation": "inventory", "empty": True}
+    )
+    writes = env.writes()
+    env.operator.start()
+
+    def says_why() -> dict[str, Any] | None:
+        cond = env.condition("SyncRule", "easyboss")
+        return cond if cond and "returned no stock where the last read had" in cond["message"] else None
+
+    wait_for(says_why, what="Ready=False: the empty read refused after the restart")
+    assert env.quantities(MW)[("A", "7001")] == 45 and env.writes() == writes  # nothing zeroed

@@ -18,7 +18,15 @@ from invsync.operator.conditions import Cond, find
 from invsync.operator.reconcile import sync_rule
 from invsync.operator.report import object_patch, status_patch
 from invsync.operator.runtime import stable_shard
-from invsync.operator.state import APPROVE_HOLD, ObjectStatus, RuleMemory, SharedMemory, Snapshot, SyncReport
+from invsync.operator.state import (
+    APPROVE_HOLD,
+    LAST_GOOD_READ,
+    ObjectStatus,
+    RuleMemory,
+    SharedMemory,
+    Snapshot,
+    SyncReport,
+)
 from invsync.providers.base import AuthError, PushOutcome, UnavailableError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -274,6 +282,26 @@ async def test_suddenly_empty_read_pushes_nothing() -> None:
     assert ch.pushes == []
     assert ready(report)["reason"] == "SourceUnavailable"
     assert "returned no stock where the last read had 1" in ready(report)["message"]
+
+
+async def test_the_empty_read_guard_survives_a_restart_through_the_sources_annotation() -> None:
+    ch = FakeChannel([listing("A", 7)])
+    src = FakeSource([stock("A", 7)])
+    ports = FakePorts({"tt": ch}, {"wms": src}, SECRETS)
+    r = rule()
+    first = await sync_rule(r, world(r), ports, RuleMemory(), SharedMemory(), now=NOW)
+    [obs] = [o for o in first.objects if o.kind == "InventorySource"]
+    assert obs.annotations == {LAST_GOOD_READ: '{"L1":1}'}
+    # A new process (fresh memory) finds the annotation on the object the index hands it.
+    snap = world(r)
+    remembered = source().model_copy(
+        update={"metadata": source().metadata.model_copy(update={"annotations": obs.annotations})}
+    )
+    snap = replace(snap, sources={"wms": remembered})
+    src.records = []
+    report = await sync_rule(r, snap, ports, RuleMemory(), SharedMemory(), now=NOW)
+    assert ch.pushes == []
+    assert "returned no stock where the last read had 1 records (location L1)" in ready(report)["message"]
 
 
 async def test_missing_secret_and_missing_store_are_named_while_the_other_store_syncs() -> None:

@@ -4,6 +4,7 @@ every object read. Failures become Problems naming the object; nothing here deci
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,17 @@ from ..engine.records import ChannelWarehouse, Listing, Location, StockRecord
 from ..providers.base import AuthError, ProviderError, SalesChannel
 from .conditions import MULTI_WAREHOUSE, READY, Cond, rfc3339
 from .reasons import Reason
-from .state import ObjectStatus, Ports, Problem, ReadState, SharedMemory, SlotKey, Snapshot, listing_key
+from .state import (
+    LAST_GOOD_READ,
+    ObjectStatus,
+    Ports,
+    Problem,
+    ReadState,
+    SharedMemory,
+    SlotKey,
+    Snapshot,
+    listing_key,
+)
 
 
 def rule_selection(rule: SyncRule, snap: Snapshot) -> Selection:
@@ -92,13 +103,17 @@ async def _read_source(
         read.problem = Problem(Reason.SOURCE_UNAVAILABLE, f"InventorySource {name} could not be read: {exc}")
     finally:
         await provider.aclose()
+    remembered = _last_good_read(src)
+    remember: dict[str, str] = {}
     if read.problem is None and known:
-        # Per location: one location answering empty would otherwise zero every slot it feeds.
+        # Per location: one location answering empty would otherwise zero every slot it feeds. What the
+        # process has not seen yet (after a restart) comes from the source's LAST_GOOD_READ annotation.
         counts = Counter(r.location for r in read.records)
         emptied = [
             (loc, before)
             for loc in known
-            if not counts[loc] and (before := shared.source_items.get((snap.namespace, name, loc), 0)) > 0
+            if not counts[loc]
+            and (before := shared.source_items.get((snap.namespace, name, loc), remembered.get(loc, 0))) > 0
         ]
         if emptied:
             loc, before = emptied[0]
@@ -110,6 +125,9 @@ async def _read_source(
         else:
             for loc in known:
                 shared.source_items[(snap.namespace, name, loc)] = counts[loc]
+            good = {loc: counts[loc] for loc in known}
+            if good != remembered:
+                remember[LAST_GOOD_READ] = json.dumps(good, sort_keys=True, separators=(",", ":"))
     if read.problem is not None:
         return read, _source_status(src, read.problem.message, read.problem.reason)
     status = ObjectStatus(
@@ -128,8 +146,20 @@ async def _read_source(
             "items": len(read.records),
             "lastFetchTime": rfc3339(now),
         },
+        remember,
     )
     return read, status
+
+
+def _last_good_read(src: InventorySource) -> dict[str, int]:
+    """The per-location record counts a previous process wrote; {} when absent or not understood."""
+    try:
+        value = json.loads(src.metadata.annotations.get(LAST_GOOD_READ, "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def _source_status(src: InventorySource, message: str, reason: str) -> ObjectStatus:

@@ -21,7 +21,7 @@ from .bodies import Index, RawBody, by_name, parse
 from .kube import Kube, KubePorts
 from .observe import observe_source, observe_store
 from .report import object_patch
-from .state import SharedMemory, Snapshot
+from .state import ObjectStatus, SharedMemory, Snapshot
 from .worker import RuleWorker, utc_now
 
 log = logging.getLogger("invsync.operator")
@@ -85,7 +85,7 @@ class Operator:
             sources=parsed(InventorySource, idx.sources),
         )
 
-    async def write_objects(self, namespace: str, objects: Iterable[Any], now: datetime) -> None:
+    async def write_objects(self, namespace: str, objects: Iterable[ObjectStatus], now: datetime) -> None:
         idx = self.indices
         if idx is None:
             return
@@ -102,6 +102,9 @@ class Operator:
             )
             if patch is not None:
                 await self.kube.patch_status(obs.kind, namespace, obs.name, patch)
+            current = body["metadata"].get("annotations") or {}
+            if any(current.get(k) != v for k, v in obs.annotations.items()):
+                await asyncio.to_thread(self.kube.annotate, obs.kind, namespace, obs.name, obs.annotations)
 
     def source(self, namespace: str, name: str) -> InventorySource | None:
         body = by_name(self.indices.sources, namespace).get(name) if self.indices is not None else None

@@ -20,6 +20,9 @@ from .conditions import Cond
 
 REQUESTED_AT = "invsync.dev/requested-at"
 APPROVE_HOLD = "invsync.dev/approve-hold"
+# On an InventorySource: {location: records} of its last good read, so that the empty-read guard
+# still knows, after a restart, where the source had stock (docs/status.md).
+LAST_GOOD_READ = "invsync.dev/last-good-read"
 
 SlotKey = tuple[str, str, str, str]  # store, product id, platform SKU id, channel warehouse id
 Result = Literal["success", "partial", "failure", "held", "dry_run"]
@@ -67,6 +70,7 @@ class ObjectStatus:
     name: str
     conditions: list[Cond]
     fields: dict[str, Any]
+    annotations: dict[str, str] = field(default_factory=dict)  # to set on the object, when they differ
 
 
 @dataclass(frozen=True, slots=True)
