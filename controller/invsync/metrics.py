@@ -1,4 +1,4 @@
-"""The Prometheus metrics of SPEC section 5. Label values are resource names, never SKUs.
+"""The Prometheus metrics (docs/alerts.md, docs/operations.md). Label values are resource names, never SKUs.
 
 The operator records through the functions below rather than the metric objects, so that every
 series of a rule, store or warehouse that goes away is removed with it and the alert rules in

@@ -1,5 +1,5 @@
 """`invsync run` against the real kube-apiserver and the sandbox: the seed scenarios, webhooks,
-hand edits, only-differing pushes and the quiet second sync (SPEC sections 2-4)."""
+hand edits, only-differing pushes and the quiet second sync (docs/rules.md, docs/status.md)."""
 
 from __future__ import annotations
 

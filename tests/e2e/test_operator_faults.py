@@ -1,5 +1,5 @@
 """`invsync run` when things go wrong: platform 429 bursts and 5xx, the source down, SIGKILL mid-sync,
-and references that the cluster cannot resolve (SPEC sections 3 and 11)."""
+and references that the cluster cannot resolve (docs/rules.md, "How a sync runs" and "Held slots")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`invsync run` over a rule's life: spec changes, DryRun, the safety hold, a store the platform does not
-whitelist, oversell risk, deletion, and shards that agree on ownership (SPEC sections 3-5)."""
+whitelist, oversell risk, deletion, and shards that agree on ownership (docs/rules.md, docs/conditions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC section 2's worked examples and each step's rule, directly on the engine."""
+"""The worked examples and each step of docs/rules.md, directly on the engine."""
 
 from __future__ import annotations
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from invsync.operator.conditions import RECONCILING, Cond, merge, with_condition
+from invsync.operator.reasons import Reason
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -41,3 +43,8 @@ def test_with_condition_keeps_the_others_untouched() -> None:
     assert progress[0] == base[0]
     assert progress[1]["type"] == RECONCILING and progress[1]["message"] == "pushed 5/10"
     assert progress[1]["observedGeneration"] == 4
+
+
+def test_docs_conditions_names_every_reason_the_operator_writes() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "conditions.md").read_text()
+    assert [r.value for r in Reason if f"`{r.value}`" not in doc] == []

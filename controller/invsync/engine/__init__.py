@@ -19,7 +19,7 @@ Public API (the operator and the CLI code against exactly these):
   not managed (Store mapping disabled or absent, platform DISABLED/RESTRICTED), fed by no Warehouse the
   rule selects, unmatched or held. ``PlanRow.reason`` is one of ``REASONS``.
 - ``explain(world, rule, sku) -> list[Explanation]``: one per listing slot of the SKU in the rule's
-  stores; ``Explanation.steps`` are the SPEC section 2 steps with their numbers.
+  stores; ``Explanation.steps`` are the steps of docs/rules.md with their numbers.
 - ``safety_hold(rows, policy) -> Hold | None``; ``push_batches(rows, order, listings=) -> list[ProductBatch]``
   (changed slots per (store, product), each changed SKU carrying its other slots from ``listings`` at
   their live values; DecreasesFirst: priority 0 zeroes, 1 decreases, 2 increases).

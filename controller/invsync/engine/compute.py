@@ -1,4 +1,4 @@
-"""SPEC section 2: the desired quantity of every listing slot, its reason, and its explanation.
+"""The desired quantity of every listing slot, its reason, and its explanation (docs/rules.md).
 
 Quantities are exact: ratios are percents, so every intermediate value is an integer numerator over
 10000 and rounding is integer division. The planner computes each SKU once per distinct feed (rule,
@@ -505,7 +505,7 @@ class _StorePlan:
         self.planner = planner
 
     def owner(self, sku: str) -> _Owner | None:
-        """(owning rule position, its settings, younger matching positions): section 3 ownership."""
+        """(owning rule position, its settings, younger matching positions): docs/rules.md, step 2."""
         if len(self.rules) == 1:  # the common case, on the path of every SKU
             only = self.rules[0].settings_for(sku)
             return None if only is None else (0, only, ())
@@ -784,7 +784,8 @@ def explain(world: World, rule: str, sku: str) -> list[Explanation]:
         elif own is not None and own[0] != pos:
             reason = "conflict"
             steps.append(
-                f"2. owned by the older rule {sp.rules[own[0]].name} (section 3): not pushed by {rule}"
+                f"2. owned by the older rule {sp.rules[own[0]].name} (the oldest matching rule owns a SKU): "
+                f"not pushed by {rule}"
             )
         elif isinstance(found, str):
             reason = "notManaged"

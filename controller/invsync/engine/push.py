@@ -1,4 +1,5 @@
-"""From a plan to platform writes: the safety hold and the per-product push batches (SPEC section 3)."""
+"""From a plan to platform writes: the safety hold and the per-product push batches
+(docs/rules.md, "How a sync runs")."""
 
 from __future__ import annotations
 

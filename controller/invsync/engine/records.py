@@ -70,7 +70,7 @@ class Location:
 
 @dataclass(slots=True, frozen=True)
 class PlanRow:
-    """The desired quantity of one managed slot, and the step of SPEC section 2 that decided it."""
+    """The desired quantity of one managed slot, and the step of docs/rules.md that decided it."""
 
     rule: str
     store: str
