@@ -366,40 +366,42 @@ def test_installed_console_script(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
+def _rule_r(*warehouses: str) -> str:
+    """SyncRule r: Store s1 from `warehouses`, each at 100%."""
+    entries = ", ".join(f"{{name: {w}}}" for w in warehouses)
+    return textwrap.dedent(f"""\
+        apiVersion: invsync.dev/v1alpha1
+        kind: SyncRule
+        metadata: {{name: r}}
+        spec: {{stores: {{names: [s1]}}, warehouses: [{entries}]}}
+        """)
+
+
 def test_plan_holds_slots_fed_twice_by_one_location_and_names_both_warehouses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules = """\
+    copy = textwrap.dedent("""\
         apiVersion: invsync.dev/v1alpha1
         kind: Warehouse
         metadata: {name: jkt-copy}
         spec: {sourceRef: {name: shop}, locationId: jkt}
         ---
-        apiVersion: invsync.dev/v1alpha1
-        kind: SyncRule
-        metadata: {name: r}
-        spec: {stores: {names: [s1]}, warehouses: [{name: jkt}, {name: jkt-copy}]}
-        """
-    argv = _world_files(tmp_path, rules, [_stock("A", 100)], [_listing("s1", "A")])
+        """)
+    argv = _world_files(
+        tmp_path, copy + _rule_r("jkt", "jkt-copy"), [_stock("A", 100)], [_listing("s1", "A")]
+    )
     doc = _plan_json(capsys, *argv)
     assert doc["rows"] == [] and doc["summary"]["held"] == 1  # not 200 for 100 real units
     code, table, _ = _run(capsys, "plan", *argv)
-    assert (
-        code == 0 and "r: held: 1 listings of Store s1 held: Warehouses jkt, jkt-copy are the same" in table
-    )
+    assert code == 0
+    assert "r: held: 1 listings of Store s1 held: Warehouses jkt, jkt-copy are the same" in table
 
 
 def test_plan_gives_every_product_of_a_duplicated_seller_sku_its_quantity_and_names_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules = """\
-        apiVersion: invsync.dev/v1alpha1
-        kind: SyncRule
-        metadata: {name: r}
-        spec: {stores: {names: [s1]}, warehouses: [{name: jkt}]}
-        """
     second = {**_listing("s1", "A"), "productId": "p2"}
-    argv = _world_files(tmp_path, rules, [_stock("A", 9)], [_listing("s1", "A"), second])
+    argv = _world_files(tmp_path, _rule_r("jkt"), [_stock("A", 9)], [_listing("s1", "A"), second])
     doc = _plan_json(capsys, *argv)
     assert [r["desired"] for r in doc["rows"]] == [9, 9]
     assert doc["summary"]["rules"]["r"]["duplicateSkus"] == {"s1": ["A"]}

@@ -234,6 +234,18 @@ def resource(
     return {"apiVersion": API, "kind": kind, "metadata": meta, "spec": dict(spec)}
 
 
+def tiktok_store(url: str, name: str, cipher: str, token: str, **spec: Any) -> list[dict[str, Any]]:
+    """A TikTok Store of the sandbox shop `cipher` and the Secret of its credentials, both named `name`."""
+    creds = {"app_key": "app-key", "app_secret": "app-secret", "access_token": token}
+    body = {
+        "platform": "tiktok",
+        "endpoint": url,
+        "shopCipher": cipher,
+        "credentialsSecretRef": {"name": name},
+    }
+    return [secret(name, creds), resource("Store", name, {**body, **spec})]
+
+
 # --------------------------------------------------------------------------- a small seed world
 
 MW, AS = "ROW_multi", "ROW_after"

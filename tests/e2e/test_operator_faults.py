@@ -20,6 +20,7 @@ from operator_env import (
     resource,
     secret,
     seed_manifests,
+    tiktok_store,
     wait_for,
 )
 
@@ -327,23 +328,13 @@ def test_a_single_slot_mapping_naming_a_missing_warehouse_pushes_nothing_until_i
     env.apply(
         [
             *seed_manifests(url),
-            secret(
-                "tiktok-relay",
-                {"app_key": "app-key", "app_secret": "app-secret", "access_token": "token-relay"},
-            ),
-            resource(
-                "Store",
+            *tiktok_store(
+                url,
                 "single",
-                {
-                    "platform": "tiktok",
-                    "endpoint": url,
-                    "shopCipher": "ROW_relay",
-                    "credentialsSecretRef": {"name": "tiktok-relay"},
-                    "multiWarehouse": False,
-                    "warehouses": [
-                        {"channelWarehouseId": "not-the-platform-id", "warehouseRefs": ["w1", "gone"]}
-                    ],
-                },
+                "ROW_relay",
+                "token-relay",
+                multiWarehouse=False,
+                warehouses=[{"channelWarehouseId": "not-the-platform-id", "warehouseRefs": ["w1", "gone"]}],
             ),
             resource("SyncRule", "single", {"stores": {"names": ["single"]}, "warehouses": [{"name": "w1"}]}),
         ]

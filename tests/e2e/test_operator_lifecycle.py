@@ -20,6 +20,7 @@ from operator_env import (
     secret,
     seed_manifests,
     summary,
+    tiktok_store,
     wait_for,
 )
 
@@ -108,24 +109,16 @@ def test_store_not_whitelisted_is_said_plainly_and_oversell_risk_only_warns(env:
     env.apply(
         [
             *seed_manifests(url),
-            secret(
+            *tiktok_store(
+                url,
                 "tiktok-nowl",
-                {"app_key": "app-key", "app_secret": "app-secret", "access_token": "token-nowl"},
-            ),
-            resource(
-                "Store",
-                "tiktok-nowl",
-                {
-                    "platform": "tiktok",
-                    "endpoint": url,
-                    "shopCipher": "ROW_nowl",
-                    "credentialsSecretRef": {"name": "tiktok-nowl"},
-                    "multiWarehouse": True,
-                    "warehouses": [
-                        {"channelWarehouseId": "7101", "warehouseRefs": ["w1"]},
-                        {"channelWarehouseId": "7102", "warehouseRefs": ["w1"]},
-                    ],
-                },
+                "ROW_nowl",
+                "token-nowl",
+                multiWarehouse=True,
+                warehouses=[
+                    {"channelWarehouseId": "7101", "warehouseRefs": ["w1"]},
+                    {"channelWarehouseId": "7102", "warehouseRefs": ["w1"]},
+                ],
             ),
             resource(
                 "SyncRule",

@@ -15,8 +15,9 @@ import pytest
 from invsync.api import InventorySource, Store, SyncRule, SyncRuleStatus, Warehouse
 from invsync.engine.records import ChannelWarehouse, Listing, Location, SlotUpdate, StockRecord
 from invsync.operator.conditions import Cond, find
+from invsync.operator.objects import object_patch
 from invsync.operator.reconcile import sync_rule
-from invsync.operator.report import object_patch, status_patch
+from invsync.operator.report import status_patch
 from invsync.operator.runtime import stable_shard
 from invsync.operator.state import (
     APPROVE_HOLD,

@@ -101,7 +101,7 @@ class PlanRows(Sequence[PlanRow]):
         return zip(self._index, self._desired, strict=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlanCounts:
     """Per-store counts of one rule's plan (docs/status.md): `listings` = `in_sync` + `drifted` +
     `held`; `unmatched`, `conflicted` and `not_writable` slots are not managed, so not among them."""

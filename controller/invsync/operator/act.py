@@ -13,7 +13,7 @@ from ..api import Store, SyncRule
 from ..engine import PlanRow, ProductBatch, push_batches
 from ..engine.records import Listing
 from ..providers.base import MultiWarehouseRefusedError, ProviderError, PushOutcome, SalesChannel
-from .observe import with_refusal
+from .objects import with_refusal
 from .reasons import Reason
 from .state import Problem, Progress, ReadState, RuleMemory, SharedMemory, SlotKey, Snapshot, slot_key
 

@@ -4,17 +4,19 @@ every object read. Failures become Problems naming the object; nothing here deci
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..api import InventorySource, Store, SyncRule, Warehouse
-from ..engine import Selection, selection
+from ..api import InventorySource, SyncRule, Warehouse
+from ..engine import Selection, World, selection
 from ..engine.records import ChannelWarehouse, Listing, Location, StockRecord
 from ..providers.base import AuthError, ProviderError, SalesChannel
-from .conditions import MULTI_WAREHOUSE, READY, Cond, rfc3339
+from .conditions import READY, Cond, rfc3339
+from .objects import source_failed, store_status, warehouse_status
 from .reasons import Reason
 from .state import (
     LAST_GOOD_READ,
@@ -77,7 +79,7 @@ async def _read_source(
         secret = await ports.read_secret(snap.namespace, ref.name)
         if secret is None:
             msg = f"Secret {ref.name} (credentials of InventorySource {name}) not found"
-            return _SourceRead(problem=Problem(Reason.SECRET_NOT_FOUND, msg)), _source_status(
+            return _SourceRead(problem=Problem(Reason.SECRET_NOT_FOUND, msg)), source_failed(
                 src, msg, Reason.SECRET_NOT_FOUND
             )
     locations_wanted = sorted(
@@ -89,7 +91,7 @@ async def _read_source(
         provider = ports.source(src, secret)
     except ProviderError as exc:
         msg = f"InventorySource {name}: {exc}"
-        return _SourceRead(problem=Problem(Reason.INVALID_CREDENTIALS, msg)), _source_status(
+        return _SourceRead(problem=Problem(Reason.INVALID_CREDENTIALS, msg)), source_failed(
             src, msg, Reason.INVALID_CREDENTIALS
         )
     try:
@@ -129,7 +131,7 @@ async def _read_source(
             if good != remembered:
                 remember[LAST_GOOD_READ] = json.dumps(good, sort_keys=True, separators=(",", ":"))
     if read.problem is not None:
-        return read, _source_status(src, read.problem.message, read.problem.reason)
+        return read, source_failed(src, read.problem.message, read.problem.reason)
     status = ObjectStatus(
         "InventorySource",
         name,
@@ -160,10 +162,6 @@ def _last_good_read(src: InventorySource) -> dict[str, int]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
-
-
-def _source_status(src: InventorySource, message: str, reason: str) -> ObjectStatus:
-    return ObjectStatus("InventorySource", src.name, [Cond(READY, "False", reason, message)], {})
 
 
 @dataclass(slots=True)
@@ -199,56 +197,6 @@ async def _read_store(snap: Snapshot, name: str, ports: Ports) -> _StoreRead:
     return read
 
 
-def with_refusal(obs: ObjectStatus, message: str) -> ObjectStatus:
-    conds = [
-        Cond(READY, "False", Reason.NOT_WHITELISTED, message),
-        Cond(MULTI_WAREHOUSE, "False", Reason.NOT_WHITELISTED, message),
-    ]
-    return replace(obs, conditions=conds)
-
-
-def _store_status(store: Store, read: _StoreRead, refused: str | None, listings: int) -> ObjectStatus:
-    multi = (
-        Cond(MULTI_WAREHOUSE, "False", Reason.NOT_WHITELISTED, refused)
-        if refused is not None
-        else Cond(MULTI_WAREHOUSE, "True", Reason.ENABLED, "per-warehouse quantities are pushed")
-        if store.spec.multi_warehouse
-        else Cond(
-            MULTI_WAREHOUSE, "False", Reason.DISABLED, "multiWarehouse is false: one quantity per listing"
-        )
-    )
-    if read.problem is not None:
-        return ObjectStatus(
-            "Store", store.name, [Cond(READY, "False", read.problem.reason, read.problem.message), multi], {}
-        )
-    ready = (
-        Cond(READY, "False", Reason.NOT_WHITELISTED, refused)
-        if refused is not None
-        else Cond(
-            READY,
-            "True",
-            Reason.CONNECTED,
-            f"{listings} listings in {len(read.warehouses)} channel warehouses",
-        )
-    )
-    cws = [
-        {"id": w.id, "name": w.name, "type": w.type, "effectStatus": w.effect_status} for w in read.warehouses
-    ]
-    return ObjectStatus("Store", store.name, [ready, multi], {"channelWarehouses": cws, "listings": listings})
-
-
-def _warehouse_status(wh: Warehouse, problem: Problem | None, records: Iterable[StockRecord]) -> ObjectStatus:
-    if problem is not None:
-        return ObjectStatus("Warehouse", wh.name, [Cond(READY, "False", problem.reason, problem.message)], {})
-    mine = [r for r in records if r.location == wh.spec.location_id and r.enabled]
-    return ObjectStatus(
-        "Warehouse",
-        wh.name,
-        [Cond(READY, "True", Reason.AVAILABLE, f"{len(mine)} SKUs at location {wh.spec.location_id}")],
-        {"skus": len({r.sku for r in mine}), "available": sum(max(r.available, 0) for r in mine)},
-    )
-
-
 def _warehouse_problem(wh: Warehouse, read: _SourceRead) -> Problem | None:
     """Why a Warehouse is not Ready after its source was read, if it is not."""
     if read.problem is not None:
@@ -274,7 +222,7 @@ async def observe_source(
     read, status = await _read_source(snap, name, ports, shared, now)
     found = [status] if status is not None else []
     return found + [
-        _warehouse_status(wh, _warehouse_problem(wh, read), read.records)
+        warehouse_status(wh, _warehouse_problem(wh, read), read.records)
         for wh in snap.warehouses.values()
         if wh.spec.source_ref.name == name
     ]
@@ -286,7 +234,7 @@ async def observe_store(snap: Snapshot, name: str, ports: Ports, shared: SharedM
     if read.channel is not None:
         await read.channel.aclose()
     store = snap.stores[name]
-    return [_store_status(store, read, shared.refusal(store), len(read.listings))]
+    return [store_status(store, read.problem, read.warehouses, shared.refusal(store), len(read.listings))]
 
 
 async def read_world(
@@ -329,7 +277,7 @@ async def read_world(
             unready.add(wname)
             if problem.reason in (Reason.LOCATION_NOT_FOUND, Reason.LOCATION_INACTIVE):
                 problems.append(problem)
-        objects.append(_warehouse_status(wh, problem, sread.records))
+        objects.append(warehouse_status(wh, problem, sread.records))
     listings: dict[SlotKey, Listing] = {}
     cw_status: dict[tuple[str, str], str] = {}
     channels: dict[str, SalesChannel] = {}
@@ -346,7 +294,15 @@ async def read_world(
         refused = shared.refusal(snap.stores[name])
         if refused is not None:
             problems.append(Problem(Reason.NOT_WHITELISTED, refused))
-        objects.append(_store_status(snap.stores[name], sread_store, refused, len(sread_store.listings)))
+        objects.append(
+            store_status(
+                snap.stores[name],
+                sread_store.problem,
+                sread_store.warehouses,
+                refused,
+                len(sread_store.listings),
+            )
+        )
     state = ReadState(
         stock=stock,
         listings=listings,
@@ -357,3 +313,38 @@ async def read_world(
         read_stores=frozenset(read_ok),
     )
     return state, channels
+
+
+async def apply_webhook(
+    state: ReadState, rows: Sequence[StockRecord], snap: Snapshot, ports: Ports
+) -> dict[str, SalesChannel]:
+    """A webhook sync reads nothing: the delivery's rows go into the last full read, and the channel
+    clients of the stores that read could read are opened again."""
+    for rec in rows:
+        state.stock[(rec.source, rec.location, rec.sku)] = rec
+    return await _reopen_channels(snap, state, ports)
+
+
+async def _reopen_channels(snap: Snapshot, state: ReadState, ports: Ports) -> dict[str, SalesChannel]:
+    """Channel clients for the stores the last full read could read (a webhook sync reads nothing)."""
+    channels: dict[str, SalesChannel] = {}
+    for name in sorted(state.read_stores & snap.stores.keys()):
+        store = snap.stores[name]
+        secret = await ports.read_secret(snap.namespace, store.spec.credentials_secret_ref.name)
+        if secret is not None:
+            with contextlib.suppress(ProviderError):
+                channels[name] = ports.channel(store, secret)
+    return channels
+
+
+def engine_world(snap: Snapshot, state: ReadState) -> World:
+    """What the engine plans on: the namespace's objects and what the last read found."""
+    return World(
+        rules=list(snap.rules),
+        stores=list(snap.stores.values()),
+        warehouses=list(snap.warehouses.values()),
+        stock=list(state.stock.values()),
+        listings=list(state.listings.values()),
+        unready_warehouses=state.unready,
+        channel_warehouse_status=state.channel_warehouse_status,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
@@ -19,13 +19,11 @@ from .state import (
     REQUESTED_AT,
     Decision,
     Event,
-    ObjectStatus,
     Problem,
     ReadState,
     Result,
     RuleMemory,
     SlotKey,
-    Snapshot,
     SyncCounts,
     SyncReport,
     slot_key,
@@ -34,7 +32,6 @@ from .state import (
 
 def report(
     rule: SyncRule,
-    snap: Snapshot,
     state: ReadState,
     plan: RulePlan,
     allocation: Mapping[str, Fraction],
@@ -302,34 +299,3 @@ _RULE_STATUS_FIELDS = frozenset(
         "hold",
     }
 )
-
-
-def object_patch(
-    old: Mapping[str, Any] | None,
-    obs: ObjectStatus,
-    generation: int | None,
-    now: datetime,
-    *,
-    refresh_after: timedelta | None = None,
-) -> dict[str, Any] | None:
-    """Status patch for a Store / Warehouse / InventorySource, or None when nothing changed.
-
-    lastFetchTime alone does not justify a write unless it is older than `refresh_after`.
-    """
-    old = dict(old or {})
-    new: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": merge(old.get("conditions"), obs.conditions, generation=generation, now=now),
-        **obs.fields,
-    }
-    volatile = {"lastFetchTime"}
-    same = all(old.get(k) == v for k, v in new.items() if k not in volatile)
-    if same and "lastFetchTime" not in new:
-        return None
-    if same:
-        stamp = old.get("lastFetchTime")
-        if stamp is not None:
-            age = now - datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-            if refresh_after is None or age < refresh_after:
-                return None
-    return new

@@ -19,8 +19,8 @@ from ..api.common import Resource
 from ..engine.records import StockRecord
 from .bodies import Index, RawBody, by_name, parse
 from .kube import Kube, KubePorts
+from .objects import object_patch
 from .observe import observe_source, observe_store
-from .report import object_patch
 from .state import ObjectStatus, SharedMemory, Snapshot
 from .worker import RuleWorker, utc_now
 

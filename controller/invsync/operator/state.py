@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Any, Literal, Protocol
 
 from ..api import InventorySource, Store, SyncRule, Warehouse
-from ..engine import Hold, PlanRow
+from ..engine import Hold, PlanCounts, PlanRow
 from ..engine.records import Listing, StockRecord
 from ..providers.base import InventorySourceProvider, SalesChannel
 from .conditions import Cond
@@ -81,20 +81,13 @@ class Event:
 
 
 @dataclass(slots=True)
-class SyncCounts:
-    """One store's slots after a sync (docs/status.md): `listings` = `in_sync` + `drifted` + `held`;
-    `failed` slots are drifted; `unmatched`, `conflicted` and `not_writable` ones are not managed by
-    the rule, so not among its `listings`. `drift_units`: how far the channel is from the plan."""
+class SyncCounts(PlanCounts):
+    """One store's slots after a sync (docs/status.md): the plan's counts once the pushes are done
+    (`drifted` is what still differs; `failed` slots are drifted), and what the push did.
+    `drift_units`: how far the channel is from the plan."""
 
-    listings: int = 0
-    in_sync: int = 0
-    drifted: int = 0
     pushed: int = 0
     failed: int = 0
-    unmatched: int = 0
-    held: int = 0
-    conflicted: int = 0
-    not_writable: int = 0
     drift_units: int = 0
 
 

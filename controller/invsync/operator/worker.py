@@ -18,7 +18,7 @@ from .. import metrics
 from ..api import SyncRule, SyncRuleStatus, parse_duration
 from ..engine.records import StockRecord
 from .bodies import RawBody, by_name, parse, resource_version
-from .conditions import RECONCILING, Cond, with_condition
+from .conditions import READY, RECONCILING, Cond, with_condition
 from .observe import dependencies
 from .reasons import TRANSIENT, Reason
 from .reconcile import sync_rule
@@ -119,7 +119,7 @@ class RuleWorker:
                 log.exception("SyncRule %s/%s: sync failed", self.namespace, self.name)
                 metrics.SYNC_RUNS.labels(self.namespace, self.name, "failure").inc()
                 with contextlib.suppress(Exception):
-                    await self._set_condition(Cond("Ready", "False", Reason.RECONCILE_ERROR, str(exc)[:500]))
+                    await self._set_condition(Cond(READY, "False", Reason.RECONCILE_ERROR, str(exc)[:500]))
                 requeue = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
                 failures += 1
                 self.full = True
