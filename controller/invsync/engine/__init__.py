@@ -9,15 +9,20 @@ Public API (the operator and the CLI code against exactly these):
   ``Plan.allocation`` (warehouse -> Fraction: over every (store, channel warehouse) drawing on it, the
   ratio/100 of the rules selecting it; rules sharing a store own disjoint SKUs, so the highest counts,
   not their sum: two stores at 60 -> 6/5), ``Plan.listings``, ``Plan.effective()``.
+- ``selection(rule, stores, warehouses) -> Selection``: the Stores and Warehouses (with ratios) a rule
+  selects, the Stores and Warehouses it (or a selected Store's mapping) names that do not exist, and
+  the selectors matching nothing (docs/rules.md, "Selection").
 - ``RulePlan``: ``rows`` (a lazy Sequence[PlanRow] over the world's listings; ``rows.slots()`` yields
   (listing index, desired) without building rows), ``unmatched`` (store -> slots whose SKU no source
-  knows: left alone), ``held`` (store -> slots only unready warehouses could feed: never pushed;
-  elsewhere an unready Warehouse simply contributes nothing), ``conflicts`` (Conflict(store, owner,
-  count): slots an older rule owns), ``oversell_risk``
-  (warehouse -> allocation > 1 this rule draws on), ``counts() -> {store: StoreCounts}``.
+  knows: left alone), ``holds`` (HeldSlots(store, cause, warehouses, count): managed slots never
+  pushed because a feeder is missing, not Ready or one location counted twice; ``held`` sums them
+  per store), ``conflicts`` (Conflict(store, owner, count): slots an older rule owns),
+  ``oversell_risk`` (warehouse -> allocation > 1 this rule draws on), ``not_writable``
+  (NotWritable(store, platform, status, count): slots whose product takes no update), ``duplicate_skus``
+  (store -> seller SKUs on several products), ``selection``, ``counts() -> {store: PlanCounts}``.
 - A slot is not in ``rows`` when its SKU is excluded, owned by an older rule, in a channel warehouse
   not managed (Store mapping disabled or absent, platform DISABLED/RESTRICTED), fed by no Warehouse the
-  rule selects, unmatched or held. ``PlanRow.reason`` is one of ``REASONS``.
+  rule selects, not writable, unmatched or held. ``PlanRow.reason`` is one of ``REASONS``.
 - ``explain(world, rule, sku) -> list[Explanation]``: one per listing slot of the SKU in the rule's
   stores; ``Explanation.steps`` are the steps of docs/rules.md with their numbers.
 - ``safety_hold(rows, policy) -> Hold | None``; ``push_batches(rows, order, listings=) -> list[ProductBatch]``

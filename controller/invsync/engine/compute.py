@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import translate
 from fractions import Fraction
+from functools import cached_property
 from typing import Final, overload
 
 from ..api.kinds import ChannelWarehouseMapping, Store, SyncRule, Warehouse
@@ -25,7 +26,7 @@ from .selection import Selection, selection
 
 SCALE: Final = 10000  # ratio percent x execution percent
 REASONS: Final = ("ratio", "threshold", "continueSelling", "fixed", "lowStock", "clamp", "noSource")
-HELD: Final = -1  # only unready warehouses could feed it: not pushed (never zero from missing data)
+HELD: Final = -1  # no quantity can be trusted (docs/rules.md, "Held slots"): not pushed
 UNMATCHED: Final = -2  # the SKU is in no source: left alone
 _NOT_MANAGED_STATUSES: Final = frozenset({"DISABLED", "RESTRICTED"})
 
@@ -126,8 +127,22 @@ class RulePlan:
     conflicts: Sequence[Conflict]
     oversell_risk: Mapping[str, Fraction]  # warehouse -> allocation ratio > 1 this rule draws on
     not_writable: Sequence[NotWritable]  # slots it would manage whose product takes no update
-    duplicate_skus: Mapping[str, tuple[str, ...]]  # store -> seller SKUs on more than one product
     selection: Selection
+
+    @cached_property
+    def duplicate_skus(self) -> dict[str, tuple[str, ...]]:
+        """store -> seller SKUs the rule manages on more than one product (or platform SKU) of the store:
+        each gets the SKU's quantity, so the stock is offered more than once (docs/rules.md). Computed
+        on first use: a plan's caller that does not report it does not pay for it."""
+        first: dict[tuple[str, str, str], tuple[str, str]] = {}
+        found: dict[str, set[str]] = defaultdict(set)
+        listings = self.rows.listings
+        for i, _ in self.rows.slots():
+            slot = listings[i]
+            product = (slot.product_id, slot.sku_id)
+            if first.setdefault((slot.store, slot.channel_warehouse_id, slot.sku), product) != product:
+                found[slot.store].add(slot.sku)
+        return {store: tuple(sorted(skus)) for store, skus in sorted(found.items())}
 
     @property
     def held(self) -> dict[str, int]:
@@ -195,7 +210,7 @@ class Explanation:
     sku: str
     live: int
     desired: int | None  # None: the rule leaves this slot alone
-    reason: str  # a REASONS value, or notManaged | conflict | unmatched | held
+    reason: str  # a REASONS value, or notManaged | conflict | unmatched | held (docs/rules.md)
     steps: tuple[str, ...]
 
 
@@ -740,25 +755,11 @@ def _compute_plan(world: World, skus: Collection[str] | None) -> Plan:
                 NotWritable(store, platform.get(store, ""), status, n)
                 for (store, status), n in sorted(not_writable[r].items())
             ],
-            duplicate_skus=_duplicate_skus(listings, planner.index[r]),
             selection=rule.selection,
         )
         for r, rule in enumerate(rules)
     }
     return Plan(plans, allocation, listings)
-
-
-def _duplicate_skus(listings: Sequence[Listing], index: array[int]) -> dict[str, tuple[str, ...]]:
-    """store -> seller SKUs a rule manages on more than one product (or platform SKU) of the store:
-    each gets the SKU's quantity, so the stock is offered more than once (docs/rules.md)."""
-    first: dict[tuple[str, str, str], tuple[str, str]] = {}
-    found: dict[str, set[str]] = defaultdict(set)
-    for i in index:
-        slot = listings[i]
-        product = (slot.product_id, slot.sku_id)
-        if first.setdefault((slot.store, slot.channel_warehouse_id, slot.sku), product) != product:
-            found[slot.store].add(slot.sku)
-    return {store: tuple(sorted(skus)) for store, skus in sorted(found.items())}
 
 
 def explain(world: World, rule: str, sku: str) -> list[Explanation]:
