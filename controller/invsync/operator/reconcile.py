@@ -84,5 +84,5 @@ def _decide(rule: SyncRule, rule_plan: RulePlan, memory: RuleMemory, skus: froze
     )
     hold = safety_hold(rows, spec.safety)
     if hold is not None and rule.metadata.annotations.get(APPROVE_HOLD) != hold.id:
-        return Decision(rows, [], due, hold, settling_for)
-    return Decision(rows, due, [], None, settling_for)
+        return Decision([], due, hold, settling_for)
+    return Decision(due, [], None, settling_for)

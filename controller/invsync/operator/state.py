@@ -151,9 +151,8 @@ def listing_key(x: Listing) -> SlotKey:
 
 @dataclass(slots=True)
 class Decision:
-    """What the plan step decided for one sync: the rule's plan, what is due now, and why the rest waits."""
+    """What the plan step decided for one sync: what is due now, and why the rest waits."""
 
-    rows: list[PlanRow]
     due: list[PlanRow]
     held_rows: list[PlanRow]  # due rows stopped by an unapproved safety hold
     hold: Hold | None  # the unapproved safety hold, if any
