@@ -21,8 +21,9 @@ from aiohttp import web
 from invsync.api import InventorySource, Store
 from invsync.engine.records import SlotUpdate
 from invsync.providers import RetryPolicy, UnavailableError, WebhookRejectedError, build_channel, build_source
+from invsync.sandbox.common import cursor
 from invsync.sandbox.config import ConfigError, load_config
-from invsync.sandbox.server import SandboxThread, _cursor, run_sandbox
+from invsync.sandbox.server import SandboxThread, run_sandbox
 
 HERE = Path(__file__).parent
 CONFIG = HERE / "sandbox.yaml"
@@ -248,7 +249,7 @@ async def test_two_hundred_thousand_generated_listings_page_by_index() -> None:
             _store(sb.url), {"app_key": "k", "app_secret": "s", "access_token": "t"}, retry=FAST
         )
         # the last page, through a token the sandbox issued, as a reader deep into the catalogue sees it
-        params = {"page_size": "100", "page_token": _cursor(100_001 - 100)}
+        params = {"page_size": "100", "page_token": cursor(100_001 - 100)}
         envelope = await channel._call(
             "products_search", "POST", "/product/202309/products/search", params, {}
         )
