@@ -21,6 +21,10 @@ from .common import (
 
 # --------------------------------------------------------------------------- InventorySource
 
+# The newest stable Shopify Admin API version in December 2026; supported until at least October 2027
+# (docs/platforms.md, Shopify: versions).
+SHOPIFY_API_VERSION = "2026-10"
+
 
 class WebhookSpec(Model):
     secret_ref: LocalObjectReference = Field(
@@ -41,6 +45,12 @@ class InventorySourceSpec(Model):
     credentials_secret_ref: LocalObjectReference | None = Field(
         default=None,
         description="Secret with the credentials: key `access_token` (shopify) or `token` (http, optional).",
+    )
+    shopify_api_version: str = Field(
+        default=SHOPIFY_API_VERSION,
+        pattern=r"^[0-9]{4}-(01|04|07|10)$",
+        description="Shopify Admin API version (provider shopify). Shopify supports each for at least 12 "
+        "months and answers an older one with its oldest supported version.",
     )
     poll_interval: Duration = Field(
         default="5m", description="Full re-read period; webhooks make changes immediate."
