@@ -173,7 +173,8 @@ async def test_only_activate_products_take_inventory_updates(sandbox: Sandbox) -
     assert (by_sku["A-2"].status, by_sku["A-2"].writable) == ("ACTIVATE", True)
 
 
-@pytest.mark.parametrize(("skew", "accepted"), [(-301, False), (-290, True), (25, True), (31, False)])
+# margins either side of each bound: a busy machine takes a while between signing and checking
+@pytest.mark.parametrize(("skew", "accepted"), [(-320, False), (-280, True), (20, True), (40, False)])
 def test_timestamps_from_five_minutes_before_to_thirty_seconds_after_now(
     sandbox: Sandbox, skew: int, accepted: bool
 ) -> None:

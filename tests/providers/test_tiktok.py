@@ -151,7 +151,7 @@ async def test_push_partial_failure_fails_only_the_named_skus(sandbox: Sandbox) 
     sku = sandbox.state.tiktok["ROW_main"].skus
     assert sku["s3-0"].inventory == {"7000": 40, "7001": 41}
     assert sku["s3-1"].inventory == {"7000": 3 % 7, "7001": 1} and sku["s9-0"].inventory["7000"] == 9 % 7
-    assert sandbox.state.writes == {"requests": 1, "slots": 2}
+    assert sandbox.state.writes == {"requests": 1, "slots": 2, "changed": 2}
 
 
 async def test_429_burst_is_retried_after_retry_after(sandbox: Sandbox) -> None:

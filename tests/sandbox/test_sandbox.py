@@ -234,7 +234,8 @@ async def test_admin_listing_faults_and_request_counts() -> None:
             ("tiktok", "inventory_update", "500"): 3,
             ("tiktok", "inventory_update", "200"): 1,
         }
-        assert counts["writes"] == {"requests": 1, "slots": 1} and counts["readPages"] == {"tiktok": 1}
+        assert counts["writes"] == {"requests": 1, "slots": 1, "changed": 1}
+        assert counts["readPages"] == {"tiktok": 1}
         assert (await admin.delete("/_sandbox/requests")).json()["total"] == 0
 
 

@@ -309,7 +309,12 @@ class TikTokChannel:
         if seller_skus is not None:
             wanted = sorted(set(seller_skus))
             for i in range(0, len(wanted), SELLER_SKUS_MAX):
-                await self._search(read, {"seller_skus": wanted[i : i + SELLER_SKUS_MAX]})
+                if not await self._search(read, {"seller_skus": wanted[i : i + SELLER_SKUS_MAX]}):
+                    raise self.transport.error(
+                        PartialReadError,
+                        "products_search",
+                        "a search by seller SKUs matched too many products",
+                    )
             keep = set(wanted)
             return [x for x in read.listings if x.sku in keep]  # a product's other SKUs were not asked for
         windows: list[dict[str, int]] = [{}]  # the whole shop first: most shops fit in one search

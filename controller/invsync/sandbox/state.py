@@ -293,7 +293,7 @@ class SandboxState:
         self.faults: list[Fault] = []
         self.requests: Counter[tuple[str, str, str]] = Counter()
         self.read_pages: Counter[str] = Counter()
-        self.writes = {"requests": 0, "slots": 0}
+        self.writes = {"requests": 0, "slots": 0, "changed": 0}
         self.webhooks_sent: Counter[str] = Counter()
         self._request_ids = 0
 
@@ -335,7 +335,7 @@ class SandboxState:
         self.requests.clear()
         self.read_pages.clear()
         self.webhooks_sent.clear()
-        self.writes = {"requests": 0, "slots": 0}
+        self.writes = {"requests": 0, "slots": 0, "changed": 0}
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -313,13 +313,16 @@ class TikTokFake:
                 )
         errors = [e for e in (self._check(shop, product, sku_id, inv) for sku_id, inv in requested) if e]
         failed = {e["detail"]["sku_id"] for e in errors}
-        applied = 0
+        applied = changed = 0
         for sku_id, inventory in requested:
             if sku_id not in failed:
-                product.skus[sku_id].inventory.update(inventory)
+                held = product.skus[sku_id].inventory
+                changed += sum(held[w] != q for w, q in inventory)
+                held.update(inventory)
                 applied += len(inventory)
         self.state.writes["requests"] += 1
         self.state.writes["slots"] += applied
+        self.state.writes["changed"] += changed  # slots sent at the value held (carried) change nothing
         return self.envelope({"errors": errors} if errors else {})
 
     @staticmethod
