@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
 from .common import (
     Conditions,
-    Duration,
+    DurationBounds,
     LabelSelector,
     LocalObjectReference,
     Model,
@@ -42,7 +42,7 @@ class InventorySourceSpec(Model):
         default=None,
         description="Secret with the credentials: key `access_token` (shopify) or `token` (http, optional).",
     )
-    poll_interval: Duration = Field(
+    poll_interval: Annotated[str, DurationBounds("10s", "720h")] = Field(
         default="5m", description="Full re-read period; webhooks make changes immediate."
     )
     webhook: WebhookSpec | None = Field(
@@ -135,7 +135,12 @@ class ChannelWarehouseMapping(Model):
 
 class RateLimit(Model):
     requests_per_second: float = Field(
-        default=10, gt=0, le=10000, description="Sustained platform requests per second for this store."
+        default=10,
+        ge=0.1,
+        le=10000,
+        description="Sustained platform requests per second for this store (0.1 to 10,000).",
+        # the API server compares an integer value with int(minimum): 0 would pass `minimum: 0.1`
+        json_schema_extra=cel(("self >= 0.1", "should be greater than or equal to 0.1")),
     )
     burst: int = Field(default=10, ge=1, le=10000, description="Requests allowed at once above the rate.")
 
@@ -276,7 +281,7 @@ class PushPolicy(Model):
     mode: Literal["Enforce", "DryRun"] = Field(
         default="Enforce", description="Enforce pushes; DryRun plans, counts and reports but pushes nothing."
     )
-    increase_settle: Duration = Field(
+    increase_settle: Annotated[str, DurationBounds("0s", "24h")] = Field(
         default="0s", description="An increase is pushed only after the source has shown it this long."
     )
     order: Literal["DecreasesFirst", "AsListed"] = Field(
@@ -331,7 +336,9 @@ class SyncRuleSpec(Model):
         default_factory=list, max_length=256, description="Per-SKU overrides; the first match wins."
     )
     push: PushPolicy = Field(default_factory=PushPolicy, description="How the plan is pushed.")
-    interval: Duration = Field(default="5m", description="Periodic full reconcile against the live channel.")
+    interval: Annotated[str, DurationBounds("1s", "720h")] = Field(
+        default="5m", description="Periodic full reconcile against the live channel."
+    )
     suspend: bool = Field(default=False, description="true: plan and report, push nothing.")
     safety: SafetyPolicy = Field(default_factory=SafetyPolicy, description="Mass-zeroing protection.")
 

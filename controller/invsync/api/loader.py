@@ -1,11 +1,13 @@
 """Load invsync manifests from files, directories and stdin, and check them as the cluster would.
 
 Every error is one line: ``FILE: Kind/name: field.path: what is wrong``. Documents of other API
-groups (Secrets, ConfigMaps...) are skipped silently, as `kubectl apply -f DIR` mixes them in.
+groups (Secrets, ConfigMaps...) are skipped silently, as `kubectl apply -f DIR` mixes them in; one of
+our kinds under a misspelt group is an error, and so is a key repeated in one mapping.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import InputError
-from .common import GROUP, Resource
+from .common import GROUP, VERSION, Resource
 from .kinds import KINDS, InventorySource, Store, SyncRule, Warehouse
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -64,19 +66,68 @@ def _files(path: str) -> Iterator[tuple[str, str, bool]]:
         raise InputError(f"{path}: not a text file") from None
 
 
+def _duplicate_key(node: yaml.Node | None, path: tuple[int | str, ...] = ()) -> tuple[str, int, int] | None:
+    """(field path, first line, second line) of the first key repeated in one mapping: YAML and JSON
+    keep the last value, so a second `spec:` would silently replace the first."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    return _loc([*path, key.value]), seen[key.value], line
+                seen[key.value] = line
+            found = _duplicate_key(value, (*path, key.value if isinstance(key, yaml.ScalarNode) else "?"))
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, (*path, i))
+            if found is not None:
+                return found
+    return None
+
+
+def _resource(doc: Any) -> str:
+    """``Kind/name`` of a document, for errors found before it is parsed."""
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    return f"{kind}/{name or '(unnamed)'}"
+
+
 def _documents(name: str, text: str) -> Iterator[tuple[int, Any]]:
+    loader = yaml.SafeLoader(text)
     try:
-        for i, doc in enumerate(yaml.safe_load_all(text)):
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            doc = loader.construct_document(node)
+            duplicate = _duplicate_key(node)
+            if duplicate is not None:
+                field_path, first, second = duplicate
+                raise InputError(
+                    f"{name}: {_resource(doc)}: {field_path}: duplicate key (lines {first} and {second})"
+                )
             if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
                 for item in doc["items"]:
-                    yield i, item
+                    yield index, item
             elif doc is not None:
-                yield i, doc
+                yield index, doc
+            index += 1
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed"
         raise InputError(f"{name}:{at}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _mistyped_group(group: str) -> bool:
+    """A group that is ours misspelt (invsync.io, invsnyc.dev): its document would be skipped, and
+    `plan`/`diff` would then compute from a world without it. Other groups may own these kind names."""
+    return "invsync" in group or difflib.SequenceMatcher(None, group, GROUP).ratio() >= 0.75
 
 
 def parse(doc: Any, where: str, index: int, explicit: bool = True) -> Resource | None:
@@ -99,6 +150,12 @@ def parse(doc: Any, where: str, index: int, explicit: bool = True) -> Resource |
             f"{where}: {resource}: apiVersion: required (invsync.dev/v1alpha1 for invsync kinds)"
         )
     if not isinstance(api_version, str) or not api_version.startswith(f"{GROUP}/"):
+        group = api_version.split("/")[0] if isinstance(api_version, str) and "/" in api_version else ""
+        if isinstance(kind, str) and kind in KINDS and group and _mistyped_group(group):
+            raise InputError(
+                f"{where}: {resource}: apiVersion: unknown group {group!r} "
+                f"(invsync kinds are {GROUP}/{VERSION})"
+            )
         return None
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
