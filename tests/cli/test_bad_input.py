@@ -274,6 +274,65 @@ def test_unparseable_documents(
     assert expected in _one_line(*_run(capsys, "validate", "-f", str(tmp_path / "bad.yaml")))
 
 
+def _with_copied_warehouse(labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """BASE plus a copy-paste of Warehouse wh under another name: the same location of the same source."""
+    docs = copy.deepcopy(BASE)
+    twin = copy.deepcopy(docs[INDEX["Warehouse"]])
+    twin["metadata"] = {"name": "wh-copy", "labels": labels or {}}
+    docs.append(twin)
+    return docs
+
+
+@pytest.mark.parametrize("by", ["name", "selector"])
+def test_two_warehouses_on_one_location_in_a_rule_name_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], by: str
+) -> None:
+    """The channel showed 180 for 100 real units and `validate` said ok (issue 14)."""
+    docs = _with_copied_warehouse({"tier": "main"})
+    rule = docs[INDEX["SyncRule"]]["spec"]
+    rule["warehouses"].append(
+        {"name": "wh-copy"} if by == "name" else {"selector": {"matchLabels": {"tier": "main"}}}
+    )
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump_all(docs))
+    err = _one_line(*_run(capsys, "validate", "-f", str(tmp_path / "m.yaml")))
+    assert (
+        f"{tmp_path / 'm.yaml'}: SyncRule/rule: spec.warehouses: Warehouses 'wh' and 'wh-copy' both read "
+        "location 'l1' of InventorySource 'src'" in err
+    ), err
+
+
+def test_a_warehouse_on_the_same_location_not_selected_by_the_rule_is_fine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump_all(_with_copied_warehouse()))
+    assert _run(capsys, "validate", "-f", str(tmp_path / "m.yaml"))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "selector", "field"),
+    [
+        (
+            ("stores", "selector"),
+            {"matchLabels": {"region": "mars"}},
+            "spec.stores.selector: matches no Store",
+        ),
+        (
+            ("warehouses", 1),
+            {"selector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, "ratio": 10},
+            "spec.warehouses[1].selector: matches no Warehouse",
+        ),
+    ],
+)
+def test_a_selector_matching_nothing_says_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: tuple[Any, ...], selector: Any, field: str
+) -> None:
+    docs = copy.deepcopy(BASE)
+    _set(docs[INDEX["SyncRule"]]["spec"], path, selector)
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump_all(docs))
+    err = _one_line(*_run(capsys, "validate", "-f", str(tmp_path / "m.yaml")))
+    assert f"{tmp_path / 'm.yaml'}: SyncRule/rule: {field} in namespace 'default'" in err, err
+
+
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
