@@ -109,6 +109,16 @@ NonNegative = Annotated[int, Field(ge=0)]
 Name = Annotated[str, Field(min_length=1, max_length=253)]
 
 
+def cel(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
+    """CEL validations (rule, message[, fieldPath]) for a schema, checked by the API server at
+    admission; fieldPath (e.g. ``.lowStock.preferredStore``) makes the error name that field."""
+    return {
+        "x-kubernetes-validations": [
+            {"rule": r[0], "message": r[1], **({"fieldPath": r[2]} if len(r) == 3 else {})} for r in rules
+        ]
+    }
+
+
 class Model(BaseModel):
     """Base of every API object: camelCase on the wire, unknown fields are errors."""
 
@@ -127,6 +137,17 @@ class LocalObjectReference(Model):
 
 
 class LabelSelectorRequirement(Model):
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
+                ": (!has(self.values) || size(self.values) == 0)",
+                "required for operator In and NotIn, empty for Exists and DoesNotExist",
+                ".values",
+            )
+        )
+    )
+
     key: str = Field(description="The label key the selector applies to.")
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
         description="How the key relates to the values."
@@ -144,7 +165,7 @@ class LabelSelector(Model):
         default_factory=dict, description="Labels that must all be present with these values."
     )
     match_expressions: list[LabelSelectorRequirement] = Field(
-        default_factory=list, description="Requirements that must all hold."
+        default_factory=list, max_length=64, description="Requirements that must all hold."
     )
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -222,8 +243,3 @@ class Resource(Model):
     @property
     def namespace(self) -> str:
         return self.metadata.namespace
-
-
-def cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    """CEL validations (rule, message) for a schema, checked by the API server at admission."""
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}

@@ -127,6 +127,7 @@ class ChannelWarehouseMapping(Model):
         default_factory=list,
         max_length=64,
         description="Warehouses (by name, same namespace) whose stock feeds this channel warehouse.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},  # a name twice would count its stock twice
     )
     enabled: bool = Field(
         default=True, description="false: invsync leaves this channel warehouse's listings untouched."
@@ -211,7 +212,12 @@ class Store(Resource):
 
 
 class StoreSelection(Model):
-    names: list[Name] = Field(default_factory=list, max_length=256, description="Stores by name.")
+    names: list[Name] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Stores by name.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     selector: LabelSelector | None = Field(default=None, description="Stores by label.")
 
     model_config = ConfigDict(
@@ -263,6 +269,16 @@ class SkuFilter(Model):
 
 
 class Override(Model):
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!(has(self.exclude) && self.exclude && has(self.fixedQuantity))",
+                "an override that excludes its SKUs publishes no quantity",
+                ".fixedQuantity",
+            )
+        )
+    )
+
     skus: list[str] = Field(min_length=1, max_length=1024, description="Shell-style seller SKU patterns.")
     exclude: bool = Field(default=False, description="true: these SKUs are not managed by this rule.")
     fixed_quantity: NonNegative | None = Field(default=None, description="Publish exactly this quantity.")
@@ -341,6 +357,18 @@ class SyncRuleSpec(Model):
     )
     suspend: bool = Field(default=False, description="true: plan and report, push nothing.")
     safety: SafetyPolicy = Field(default_factory=SafetyPolicy, description="Mass-zeroing protection.")
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.lowStock) || has(self.stores.selector) "
+                "|| (has(self.stores.names) && self.lowStock.preferredStore in self.stores.names)",
+                "must be one of stores.names: the store that keeps the last units gets its stock "
+                "from this rule",
+                ".lowStock.preferredStore",
+            )
+        )
+    )
 
 
 class SyncSummary(Model):

@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import InputError
-from .common import GROUP, VERSION, Resource
+from .common import GROUP, VERSION, LabelSelector, Resource
 from .kinds import KINDS, InventorySource, Store, SyncRule, Warehouse
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -212,6 +212,7 @@ def _cel(m: Manifests) -> None:
     for st in m.stores:
         seen: set[str] = set()
         for i, cw in enumerate(st.spec.warehouses):
+            _unique(m, st, f"spec.warehouses[{i}].warehouseRefs", cw.warehouse_refs)
             if cw.channel_warehouse_id in seen:
                 raise InputError(
                     f"{m.where(st)}: spec.warehouses[{i}].channelWarehouseId: "
@@ -227,6 +228,22 @@ def _cel(m: Manifests) -> None:
         spec = r.spec
         if not spec.stores.names and spec.stores.selector is None:
             raise InputError(f"{m.where(r)}: spec.stores: name at least one store or give a selector")
+        _unique(m, r, "spec.stores.names", spec.stores.names)
+        _selector(m, r, "spec.stores.selector", spec.stores.selector)
+        for i, w in enumerate(spec.warehouses):
+            _selector(m, r, f"spec.warehouses[{i}].selector", w.selector)
+        for i, o in enumerate(spec.overrides):
+            if o.exclude and o.fixed_quantity is not None:
+                raise InputError(
+                    f"{m.where(r)}: spec.overrides[{i}].fixedQuantity: "
+                    "an override that excludes its SKUs publishes no quantity"
+                )
+        low = spec.low_stock
+        if low is not None and spec.stores.selector is None and low.preferred_store not in spec.stores.names:
+            raise InputError(
+                f"{m.where(r)}: spec.lowStock.preferredStore: must be one of stores.names: "
+                "the store that keeps the last units gets its stock from this rule"
+            )
         names: set[str] = set()
         for i, w in enumerate(spec.warehouses):
             if (w.name is None) == (w.selector is None):
@@ -237,6 +254,22 @@ def _cel(m: Manifests) -> None:
                         f"{m.where(r)}: spec.warehouses[{i}].name: duplicate warehouse {w.name!r}"
                     )
                 names.add(w.name)
+
+
+def _unique(m: Manifests, owner: Resource, where: str, names: Sequence[str]) -> None:
+    """A list the CRD declares a set: the API server refuses a repeated value."""
+    for j, name in enumerate(names):
+        if name in names[:j]:
+            raise InputError(f"{m.where(owner)}: {where}[{j}]: duplicate {name!r}")
+
+
+def _selector(m: Manifests, owner: Resource, where: str, selector: LabelSelector | None) -> None:
+    for j, req in enumerate(selector.match_expressions if selector is not None else ()):
+        if (req.operator in ("In", "NotIn")) != bool(req.values):
+            raise InputError(
+                f"{m.where(owner)}: {where}.matchExpressions[{j}].values: "
+                "required for operator In and NotIn, empty for Exists and DoesNotExist"
+            )
 
 
 # --------------------------------------------------------------------------- references
