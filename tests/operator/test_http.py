@@ -206,9 +206,7 @@ async def test_readyz_follows_the_api_server(kubeconfig: Path) -> None:
     with socket.socket() as hung:
         hung.bind(("127.0.0.1", 0))
         hung.listen(8)  # connections are accepted by the kernel, never answered
-        config = kubernetes.client.Configuration()
-        config.host, config.verify_ssl = f"https://127.0.0.1:{hung.getsockname()[1]}", False
-        dead = Kube(kubernetes.client.ApiClient(config))
+        dead = Kube(kubernetes_config(f"https://127.0.0.1:{hung.getsockname()[1]}"))  # type: ignore[arg-type]
         checks = {"live": 0, "dead": 0}
 
         def probe(kube: Kube, name: str) -> Reachability:
@@ -226,3 +224,33 @@ async def test_readyz_follows_the_api_server(kubeconfig: Path) -> None:
             assert response.status == 503 and "API server unreachable" in await response.text()
             assert (await c.get("/readyz")).status == 503
     assert checks == {"live": 1, "dead": 1}, "probes are cached: one API call per ttl"
+
+
+async def test_a_delivery_while_the_api_server_hangs_is_503_not_500() -> None:
+    """With the API server down, webhooks got 500 (issue 14): a signed delivery whose Secret cannot be
+    read now is a 503 the sender retries, after a bounded wait."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        dead = Kube(kubernetes_config(f"https://127.0.0.1:{hung.getsockname()[1]}"))  # type: ignore[arg-type]
+
+        class Unreachable(Sink):
+            async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+                self.secret_reads += 1
+                return await dead.read_secret(namespace, name, timeout=0.5)
+
+        sink = Unreachable({"wms": source()}, {})
+        async with TestClient(TestServer(webhook_app(sink))) as c:
+            response = await c.post("/webhooks/shop/wms", data=BODY, headers=generic_headers(BODY, "s3cret"))
+            assert response.status == 503
+            assert "cannot be read now" in (await response.json())["error"]
+    assert sink.secret_reads == 1 and sink.delivered == []
+
+
+def kubernetes_config(host: str) -> object:
+    """An API client for `host`, TLS unverified (the far end never answers anyway)."""
+    import kubernetes
+
+    config = kubernetes.client.Configuration()
+    config.host, config.verify_ssl = host, False
+    return kubernetes.client.ApiClient(config)

@@ -97,7 +97,17 @@ def webhook_app(
         except TimeoutError:
             return web.json_response({"error": f"body not received within {body_timeout:g}s"}, status=408)
         secret_name = source.spec.webhook.secret_ref.name
-        secret = await sink.read_secret(namespace, secret_name)
+        try:
+            secret = await sink.read_secret(namespace, secret_name)
+            creds = None
+            if source.spec.credentials_secret_ref is not None:
+                creds = await sink.read_secret(namespace, source.spec.credentials_secret_ref.name)
+        except Exception as exc:  # the API server down or hung: the sender retries a 503, not a 500
+            log.warning("webhook for %s/%s: Secrets unreadable (%s)", namespace, name, type(exc).__name__)
+            return web.json_response(
+                {"error": f"Secret {secret_name} of InventorySource {name} cannot be read now; retry later"},
+                status=503,
+            )
         if secret is None or not secret.get("secret"):
             log.warning(
                 "webhook for %s/%s: Secret %s or its key `secret` is missing", namespace, name, secret_name
@@ -106,9 +116,6 @@ def webhook_app(
                 {"error": f"Secret {secret_name} (key `secret`) of InventorySource {name} not found"},
                 status=503,
             )
-        creds = None
-        if source.spec.credentials_secret_ref is not None:
-            creds = await sink.read_secret(namespace, source.spec.credentials_secret_ref.name)
         try:
             provider = build_source(source, creds)
         except ProviderError as exc:

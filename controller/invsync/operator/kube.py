@@ -58,9 +58,12 @@ class Kube:
             return False
         return True
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def read_secret(self, namespace: str, name: str, timeout: float = 10.0) -> dict[str, str] | None:
+        """The Secret's data; raises (never hangs) when the API server does not answer in `timeout`."""
         try:
-            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+            secret = await asyncio.to_thread(
+                self.core.read_namespaced_secret, name, namespace, _request_timeout=timeout
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None

@@ -262,6 +262,14 @@ class Transport:
         )
         self._bucket = limit
 
+    def _learn(self, request: httpx.Request) -> None:
+        """Add to this transport's redactor the registered credentials its request carries (a token
+        another client of the shop refreshed is one), so its errors hide them too."""
+        values = [v for _, v in request.url.params.multi_items()]
+        for _, value in request.headers.items():
+            values += (value, value.partition(" ")[2])  # "Bearer <token>"
+        self.redactor.add(v for v in values if v in SECRETS)
+
     async def aclose(self) -> None:
         if self._own_client:
             await self.client.aclose()
@@ -290,6 +298,7 @@ class Transport:
             if self._bucket is not None:
                 await self._bucket.acquire()
             request = build()
+            self._learn(request)
             try:
                 response = await self.client.send(request)
             except httpx.TimeoutException as exc:
