@@ -136,9 +136,9 @@ def webhook_app(
 
 
 class Reachability:
-    """Whether the API server answered lately, for /readyz: one cheap check at most every `ttl`
-    seconds, each bounded by its own timeout, so probes cost the API server nothing and never wait on
-    a hung one (webhooks answered 500 while /readyz said 200)."""
+    """Whether the API server answered lately, for /readyz (it said 200 while webhooks answered 500):
+    one cheap check at most every `ttl` seconds, each bounded by its own timeout, so probes cost the
+    API server one request per `ttl` and never wait on a hung one."""
 
     def __init__(self, check: Callable[[], Awaitable[bool]], ttl: float = 5.0) -> None:
         self._check, self._ttl = check, ttl
