@@ -74,11 +74,13 @@ class _SecretRegistry(Redactor):
     is rewritten: a tenant whose Secret holds an ordinary word ("failed", "SyncRule") must not blank
     that word in other tenants' log lines and errors."""
 
-    def add(self, values: Iterable[str]) -> None:
+    def add(self, values: Iterable[str], *, received: bool = True) -> None:
+        """Register `values`; `received` (a token a response just delivered) also gives them to the
+        transport that received it, so its own errors hide them."""
         values = list(values)
         super().add(values)
         sender = _SENDER.get()
-        if sender is not None:  # a refreshed token belongs to the store that received it
+        if received and sender is not None:
             sender.add(values)
 
 
@@ -252,7 +254,7 @@ class Transport:
         self.platform = platform
         self.retry = retry or RetryPolicy()
         secrets = list(secrets)
-        SECRETS.add(secrets)
+        SECRETS.add(secrets, received=False)  # another store's transport may be this task's sender
         self.redactor = Redactor(secrets)
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
