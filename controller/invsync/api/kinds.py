@@ -261,11 +261,25 @@ class LowStock(Model):
     preferred_store: Name = Field(description="The store that keeps the last units.")
 
 
+# A seller SKU pattern as the platform holds SKUs: " A-*" or "GIFT-* " matches nothing, so an exclude or
+# an override written so would silently not apply (and the SKUs be pushed). No control characters.
+SkuPattern = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+    ),
+]
+
+
 class SkuFilter(Model):
-    include: list[str] = Field(
+    include: list[SkuPattern] = Field(
         default_factory=lambda: ["*"], max_length=1024, description="Shell-style patterns on the seller SKU."
     )
-    exclude: list[str] = Field(default_factory=list, max_length=1024, description="Patterns never managed.")
+    exclude: list[SkuPattern] = Field(
+        default_factory=list, max_length=1024, description="Patterns never managed."
+    )
 
 
 class Override(Model):
@@ -279,7 +293,9 @@ class Override(Model):
         )
     )
 
-    skus: list[str] = Field(min_length=1, max_length=1024, description="Shell-style seller SKU patterns.")
+    skus: list[SkuPattern] = Field(
+        min_length=1, max_length=1024, description="Shell-style seller SKU patterns."
+    )
     exclude: bool = Field(default=False, description="true: these SKUs are not managed by this rule.")
     fixed_quantity: NonNegative | None = Field(default=None, description="Publish exactly this quantity.")
     execution_ratio: Percent | None = Field(default=None, description="Replaces the rule's executionRatio.")
