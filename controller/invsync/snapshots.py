@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -39,18 +40,19 @@ def _invisible(text: str) -> str | None:
 
 
 class _Keys(dict[str, Any]):
-    """A JSON object that remembers the first key it held twice (json keeps the last value)."""
+    """A JSON object that held a key twice (json keeps the last value), and which key."""
 
-    duplicate: str | None = None
+    duplicate: str = ""
 
 
-def _object(pairs: list[tuple[str, Any]]) -> _Keys:
-    obj = _Keys()
-    for key, value in pairs:
-        if key in obj and obj.duplicate is None:
-            obj.duplicate = key
-        obj[key] = value
-    return obj
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):  # the usual case, at C speed: a snapshot holds millions of rows
+        return obj
+    seen: set[str] = set()
+    marked = _Keys(obj)
+    marked.duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    return marked
 
 
 class _Row:
@@ -68,6 +70,8 @@ class _Row:
         value = self.values.get(field)
         if value is None or value == "":
             raise self.fail(field, "required")
+        if type(value) is str and value.isprintable() and value[0] != " " != value[-1]:
+            return value  # the usual case, checked at C speed (space is the only printable blank)
         return self._checked(field, value)
 
     def optional_text(self, field: str) -> str:
@@ -148,12 +152,12 @@ def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Itera
         raise InputError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise InputError(f'{path}: {key}: expected {{"{key}": [...]}}')
-    if isinstance(data, _Keys) and data.duplicate is not None:
+    if isinstance(data, _Keys):
         raise InputError(f"{path}: {data.duplicate}: duplicate key")
     for i, values in enumerate(data[key]):
         if not isinstance(values, dict):
             raise InputError(f"{path}: {key}[{i}]: expected an object")
-        if isinstance(values, _Keys) and values.duplicate is not None:
+        if isinstance(values, _Keys):
             raise InputError(f"{path}: {key}[{i}]: {values.duplicate}: duplicate key")
         unknown = sorted(set(values) - set(columns))
         if unknown:
@@ -172,13 +176,15 @@ def _load(
     """The records of a snapshot; two rows with the same `identity` columns are an error naming both."""
     records: list[T] = []
     first: dict[tuple[Any, ...], str] = {}
+    identify = operator.itemgetter(*identity)  # a tuple, at C speed
     for row in _rows(path, key, columns, required):
         records.append(build(row))  # checks every identity column first
-        ident = tuple(row.values.get(c) for c in identity)
+        ident = identify(row.values)
         if ident in first:
             shown = ", ".join(f"{c} {v!r}" for c, v in zip(identity, ident, strict=True))
-            raise row.fail(identity[-1], f"duplicate row ({shown}), first at {first[ident]}")
-        first[ident] = row.where.removeprefix(f"{path}: ")
+            earlier = first[ident].removeprefix(f"{path}: ")
+            raise row.fail(identity[-1], f"duplicate row ({shown}), first at {earlier}")
+        first[ident] = row.where
     return records
 
 
