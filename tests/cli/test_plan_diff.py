@@ -364,3 +364,29 @@ def test_installed_console_script(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_markdown_cells_keep_their_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pipe or a backslash in a seller SKU is escaped: the markdown table keeps seven columns."""
+    sku = "EB-|A\\"
+    for name in ("inventory.json", "listings.json"):
+        text = (EXAMPLES / "snapshots" / name).read_text()
+        (tmp_path / name).write_text(text.replace('"EB-A"', json.dumps(sku)))
+    code, md, _ = _run(
+        capsys,
+        "plan",
+        "-f",
+        str(EXAMPLES),
+        "--inventory",
+        str(tmp_path / "inventory.json"),
+        "--listings",
+        str(tmp_path / "listings.json"),
+        "-o",
+        "markdown",
+    )
+    assert code == 0
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "EB-" in line]
+    assert any("| EB-\\|A\\\\ |" in row for row in rows), rows
+    for row in rows:
+        cells = row.replace("\\\\", "").replace("\\|", "").split("|")
+        assert len(cells) == 9, row  # 7 cells between 8 pipes

@@ -103,7 +103,7 @@ async def _operate(
     import kopf
 
     from .handlers import Operator, register
-    from .http import metrics_app, serve, webhook_app
+    from .http import Reachability, metrics_app, serve, webhook_app
     from .kube import Kube, KubePorts, load_config
 
     op = Operator(Kube(load_config()), shard)
@@ -123,7 +123,10 @@ async def _operate(
         op.started = True
 
     servers = await serve(
-        {webhook_port: webhook_app(op, peers), metrics_port: metrics_app(lambda: op.started)}
+        {
+            webhook_port: webhook_app(op, peers),
+            metrics_port: metrics_app(lambda: op.started, Reachability(op.kube.reachable)),
+        }
     )
     logging.getLogger("invsync.operator").info(
         "metrics on :%d/metrics, webhooks on :%d/webhooks/{namespace}/{source}, shard %d/%d",

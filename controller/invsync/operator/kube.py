@@ -48,10 +48,22 @@ class Kube:
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.version = kubernetes.client.VersionApi(api)
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def reachable(self, timeout: float = 2.0) -> bool:
+        """The API server answers GET /version (readable by anyone) within `timeout`: /readyz."""
         try:
-            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+            await asyncio.to_thread(self.version.get_code, _request_timeout=timeout)
+        except Exception:  # refused, timed out, TLS or HTTP error: not reachable for our purpose
+            return False
+        return True
+
+    async def read_secret(self, namespace: str, name: str, timeout: float = 10.0) -> dict[str, str] | None:
+        """The Secret's data; raises (never hangs) when the API server does not answer in `timeout`."""
+        try:
+            secret = await asyncio.to_thread(
+                self.core.read_namespaced_secret, name, namespace, _request_timeout=timeout
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
