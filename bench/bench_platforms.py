@@ -45,7 +45,7 @@ def config(products: int, rps: float) -> dict[str, Any]:
                 "access_token": "shpat_bench",
                 "locations": [{"id": LOCATION, "name": "JKT"}],
                 # far above any real plan: this measures the client and the sandbox, not the budget (a
-                # 250-level page costs 753 points; at Plus' 1000 points/s, 200,000 levels take ~10 min)
+                # 200-level page costs 803 points; at Plus' 1000 points/s, 200,000 levels take ~13 min)
                 "throttle": {"maximumAvailable": 1_000_000, "restoreRate": 1_000_000},
                 "generate": {"items": products * 2, "available": 5},
             }

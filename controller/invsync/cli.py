@@ -48,7 +48,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     def cell(value: object) -> str:
-        return str(value).replace("|", "\\|")  # a seller SKU may hold a pipe
+        # A seller SKU may hold a pipe; loaders refuse control characters, but a cell never breaks its row
+        text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+        return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]

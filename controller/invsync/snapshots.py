@@ -1,7 +1,10 @@
 """Inventory and listing snapshot files (SPEC section 6), JSON or CSV with the same column names.
 
 Errors are one line naming the file, the row and the field. Rows are checked by hand rather than by
-pydantic: a snapshot of a large shop holds a million listings.
+pydantic: a snapshot of a large shop holds a million listings. The files are read strictly (a repeated
+key or column, a repeated row, a numeral Python alone would read such as ``1_000`` or Arabic-Indic
+digits, a name with surrounding spaces or control characters): each would otherwise change a plan
+silently (two rows of one SKU at one location were added up).
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
+import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +25,34 @@ from .errors import InputError
 T = TypeVar("T")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also reads "1_000" and "٤٥"
+_INVISIBLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}  # control, format (zero-width), line and paragraph separators
+
+
+def _invisible(text: str) -> str | None:
+    """The first character of `text` a reader cannot see or that breaks a line, as U+XXXX."""
+    if text.isprintable():  # the usual case, at C speed: a snapshot holds millions of names
+        return None
+    for char in text:
+        if unicodedata.category(char) in _INVISIBLE:
+            return f"U+{ord(char):04X}"
+    return None
+
+
+class _Keys(dict[str, Any]):
+    """A JSON object that held a key twice (json keeps the last value), and which key."""
+
+    duplicate: str = ""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):  # the usual case, at C speed: a snapshot holds millions of rows
+        return obj
+    seen: set[str] = set()
+    marked = _Keys(obj)
+    marked.duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    return marked
 
 
 class _Row:
@@ -36,16 +70,24 @@ class _Row:
         value = self.values.get(field)
         if value is None or value == "":
             raise self.fail(field, "required")
-        if not isinstance(value, str):
-            raise self.fail(field, f"expected a string, got {value!r}")
-        return value
+        if type(value) is str and value.isprintable() and value[0] != " " != value[-1]:
+            return value  # the usual case, checked at C speed (space is the only printable blank)
+        return self._checked(field, value)
 
     def optional_text(self, field: str) -> str:
         value = self.values.get(field)
-        if value is None:
-            return ""
+        return "" if value is None else self._checked(field, value)
+
+    def _checked(self, field: str, value: Any) -> str:
+        """A name as the platform and the source hold it: ``" A-1"`` is not ``A-1``, and a newline would
+        break every table it is printed in."""
         if not isinstance(value, str):
             raise self.fail(field, f"expected a string, got {value!r}")
+        if value != value.strip():
+            raise self.fail(field, f"leading or trailing whitespace in {value!r}")
+        invisible = _invisible(value)
+        if invisible is not None:
+            raise self.fail(field, f"control character {invisible} in {value!r}")
         return value
 
     def ref(self, field: str, kind: str, known: Collection[str] | None) -> str:
@@ -60,10 +102,9 @@ class _Row:
         if value is None or value == "":
             raise self.fail(field, "required")
         if self.csv and isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise self.fail(field, f"expected an integer, got {value!r}") from None
+            if not _INTEGER.fullmatch(value.strip()):
+                raise self.fail(field, f"expected an integer (digits 0-9), got {value!r}")
+            value = int(value.strip())
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.fail(field, f"expected an integer, got {value!r}")
         if minimum is not None and value < minimum:
@@ -93,7 +134,11 @@ def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Itera
         raise InputError(f"{path}: not a text file") from None
     if path.endswith(".csv"):
         reader = csv.DictReader(io.StringIO(text))
-        missing = [c for c in columns[:required] if c not in (reader.fieldnames or [])]
+        header = list(reader.fieldnames or [])
+        repeated = [c for i, c in enumerate(header) if c in header[:i]]
+        if repeated:
+            raise InputError(f"{path}: line 1: {repeated[0]}: duplicate column")
+        missing = [c for c in columns[:required] if c not in header]
         if missing:
             raise InputError(f"{path}: line 1: {missing[0]}: missing column (expected {', '.join(columns)})")
         for values in reader:
@@ -102,14 +147,18 @@ def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Itera
             yield _Row(f"{path}: line {reader.line_num}", values, True)
         return
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise InputError(f'{path}: {key}: expected {{"{key}": [...]}}')
+    if isinstance(data, _Keys):
+        raise InputError(f"{path}: {data.duplicate}: duplicate key")
     for i, values in enumerate(data[key]):
         if not isinstance(values, dict):
             raise InputError(f"{path}: {key}[{i}]: expected an object")
+        if isinstance(values, _Keys):
+            raise InputError(f"{path}: {key}[{i}]: {values.duplicate}: duplicate key")
         unknown = sorted(set(values) - set(columns))
         if unknown:
             raise InputError(f"{path}: {key}[{i}]: {unknown[0]}: unknown field")
@@ -117,9 +166,26 @@ def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Itera
 
 
 def _load(
-    path: str, key: str, columns: tuple[str, ...], required: int, build: Callable[[_Row], T]
+    path: str,
+    key: str,
+    columns: tuple[str, ...],
+    required: int,
+    build: Callable[[_Row], T],
+    identity: tuple[str, ...],
 ) -> list[T]:
-    return [build(row) for row in _rows(path, key, columns, required)]
+    """The records of a snapshot; two rows with the same `identity` columns are an error naming both."""
+    records: list[T] = []
+    first: dict[tuple[Any, ...], str] = {}
+    identify = operator.itemgetter(*identity)  # a tuple, at C speed
+    for row in _rows(path, key, columns, required):
+        records.append(build(row))  # checks every identity column first
+        ident = identify(row.values)
+        if ident in first:
+            shown = ", ".join(f"{c} {v!r}" for c, v in zip(identity, ident, strict=True))
+            earlier = first[ident].removeprefix(f"{path}: ")
+            raise row.fail(identity[-1], f"duplicate row ({shown}), first at {earlier}")
+        first[ident] = row.where
+    return records
 
 
 INVENTORY_COLUMNS = ("source", "location", "sku", "available", "continueSelling", "enabled")
@@ -147,6 +213,7 @@ def load_inventory(path: str, sources: Collection[str] | None = None) -> list[St
             r.flag("continueSelling", False),
             r.flag("enabled", True),
         ),
+        ("source", "location", "sku"),
     )
 
 
@@ -167,4 +234,5 @@ def load_listings(path: str, stores: Collection[str] | None = None) -> list[List
             r.optional_text("status"),
             r.flag("writable", True),
         ),
+        ("store", "productId", "skuId", "channelWarehouseId"),
     )

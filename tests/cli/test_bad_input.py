@@ -133,6 +133,48 @@ MANIFEST_CASES: list[tuple[str, tuple[Any, ...], Any, str, str]] = [
     ("InventorySource", ("kind",), "Inventory", "Inventory/src", "kind"),
     ("SyncRule", ("apiVersion",), DELETE, "SyncRule/rule", "apiVersion: required"),
     ("SyncRule", ("apiVersion",), "invsync.dev/v9", "SyncRule/rule", "apiVersion"),
+    # a misspelt group of one of our kinds: skipped, `diff` said "no listing changes" (issue 14)
+    ("SyncRule", ("apiVersion",), "invsnyc.dev/v1alpha1", "SyncRule/rule", "apiVersion: unknown group"),
+    ("Store", ("apiVersion",), "invsync.io/v1alpha1", "Store/shop", "apiVersion: unknown group"),
+    # durations and rates beyond their bounds (docs/operations.md, "Bounds on every duration and rate")
+    ("SyncRule", ("spec", "interval"), "99999999999999999999h", "SyncRule/rule", "spec.interval: duration"),
+    ("SyncRule", ("spec", "interval"), "0s", "SyncRule/rule", "spec.interval: must be between 1s and"),
+    (
+        "SyncRule",
+        ("spec", "push", "increaseSettle"),
+        "99999999999999999999h",
+        "SyncRule/rule",
+        "spec.push.increaseSettle: duration",
+    ),
+    (
+        "SyncRule",
+        ("spec", "push", "increaseSettle"),
+        "25h",
+        "SyncRule/rule",
+        "spec.push.increaseSettle: must be between 0s and 24h",
+    ),
+    (
+        "InventorySource",
+        ("spec", "pollInterval"),
+        "99999999999999999999h",
+        "InventorySource/src",
+        "spec.pollInterval: duration",
+    ),
+    (
+        "InventorySource",
+        ("spec", "pollInterval"),
+        "1s",
+        "InventorySource/src",
+        "spec.pollInterval: must be between 10s and 720h (30 days)",
+    ),
+    (
+        "Store",
+        ("spec", "rateLimit"),
+        {"requestsPerSecond": 1e-300},
+        "Store/shop",
+        "spec.rateLimit.requestsPerSecond: Input should be greater than or equal to 0.1",
+    ),
+    ("Store", ("spec", "rateLimit"), {"burst": 0}, "Store/shop", "spec.rateLimit.burst"),
 ]
 
 
@@ -230,6 +272,97 @@ def test_unparseable_documents(
 ) -> None:
     (tmp_path / "bad.yaml").write_text(text)
     assert expected in _one_line(*_run(capsys, "validate", "-f", str(tmp_path / "bad.yaml")))
+
+
+def _with_copied_warehouse(labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """BASE plus a copy-paste of Warehouse wh under another name: the same location of the same source."""
+    docs = copy.deepcopy(BASE)
+    twin = copy.deepcopy(docs[INDEX["Warehouse"]])
+    twin["metadata"] = {"name": "wh-copy", "labels": labels or {}}
+    docs.append(twin)
+    return docs
+
+
+@pytest.mark.parametrize("by", ["name", "selector"])
+def test_two_warehouses_on_one_location_in_a_rule_name_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], by: str
+) -> None:
+    """The channel showed 180 for 100 real units and `validate` said ok (issue 14)."""
+    docs = _with_copied_warehouse({"tier": "main"})
+    rule = docs[INDEX["SyncRule"]]["spec"]
+    rule["warehouses"].append(
+        {"name": "wh-copy"} if by == "name" else {"selector": {"matchLabels": {"tier": "main"}}}
+    )
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump_all(docs))
+    err = _one_line(*_run(capsys, "validate", "-f", str(tmp_path / "m.yaml")))
+    assert (
+        f"{tmp_path / 'm.yaml'}: SyncRule/rule: spec.warehouses: Warehouses 'wh' and 'wh-copy' both read "
+        "location 'l1' of InventorySource 'src'" in err
+    ), err
+
+
+def test_a_warehouse_on_the_same_location_not_selected_by_the_rule_is_fine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump_all(_with_copied_warehouse()))
+    assert _run(capsys, "validate", "-f", str(tmp_path / "m.yaml"))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "selector", "field"),
+    [
+        (
+            ("stores", "selector"),
+            {"matchLabels": {"region": "mars"}},
+            "spec.stores.selector: matches no Store",
+        ),
+        (
+            ("warehouses", 1),
+            {"selector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, "ratio": 10},
+            "spec.warehouses[1].selector: matches no Warehouse",
+        ),
+    ],
+)
+def test_a_selector_matching_nothing_says_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path: tuple[Any, ...], selector: Any, field: str
+) -> None:
+    docs = copy.deepcopy(BASE)
+    _set(docs[INDEX["SyncRule"]]["spec"], path, selector)
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump_all(docs))
+    err = _one_line(*_run(capsys, "validate", "-f", str(tmp_path / "m.yaml")))
+    assert f"{tmp_path / 'm.yaml'}: SyncRule/rule: {field} in namespace 'default'" in err, err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (  # a second `spec:` replaced the first one silently
+            "dup.yaml",
+            "apiVersion: invsync.dev/v1alpha1\nkind: Warehouse\nmetadata: {name: wh}\n"
+            "spec: {sourceRef: {name: src}, locationId: l1}\n"
+            "spec: {sourceRef: {name: src}, locationId: l2}\n",
+            "Warehouse/wh: spec: duplicate key (lines 4 and 5)",
+        ),
+        (
+            "dup.yaml",
+            "apiVersion: invsync.dev/v1alpha1\nkind: SyncRule\nmetadata: {name: r}\nspec:\n"
+            "  stores: {names: [shop]}\n  warehouses:\n  - {name: wh, ratio: 50, ratio: 100}\n",
+            "SyncRule/r: spec.warehouses[0].ratio: duplicate key (lines 7 and 7)",
+        ),
+        (  # JSON manifests go through the same loader
+            "dup.json",
+            '{"apiVersion": "invsync.dev/v1alpha1", "kind": "Warehouse", "metadata": {"name": "wh"},\n'
+            ' "spec": {"sourceRef": {"name": "src"}, "locationId": "l1", "locationId": "l2"}}\n',
+            "Warehouse/wh: spec.locationId: duplicate key (lines 2 and 2)",
+        ),
+    ],
+)
+def test_duplicate_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, expected: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    err = _one_line(*_run(capsys, "validate", "-f", str(tmp_path / name)))
+    assert f"{tmp_path / name}: {expected}" in err, err
 
 
 def test_missing_manifest_file(capsys: pytest.CaptureFixture[str]) -> None:
@@ -363,6 +496,61 @@ SNAPSHOT_CASES: list[tuple[str, str, str, str]] = [
         ",".join(LISTING_ROW) + "\ntiktok-mw,EB-A,p,s,c1,2,extra\n",
         "line 2",
         "more values than columns",
+    ),
+    # strict reading (issue 14): each of these changed a plan silently
+    (
+        "inventory.csv",
+        "source,location,sku,available\nwms,wh1,EB-A,45\nwms,wh2,EB-A,1\nwms,wh1,EB-A,45\n",
+        "line 4",
+        "sku: duplicate row (source 'wms', location 'wh1', sku 'EB-A'), first at line 2",
+    ),
+    (
+        "inventory",
+        json.dumps({"inventory": [INVENTORY_ROW, {**INVENTORY_ROW, "available": 7}]}),
+        "inventory[1]",
+        "sku: duplicate row (source 'wms', location 'wh1', sku 'EB-A'), first at inventory[0]",
+    ),
+    (
+        "listings",
+        json.dumps({"listings": [LISTING_ROW, {**LISTING_ROW, "quantity": 3}]}),
+        "listings[1]",
+        "channelWarehouseId: duplicate row (store 'tiktok-mw', productId 'p', skuId 's', "
+        "channelWarehouseId '7068517275539637001'), first at listings[0]",
+    ),
+    ("inventory.csv", "source,location,sku,available\nwms,wh1,EB-A,1_000\n", "line 2", "available"),
+    ("inventory.csv", "source,location,sku,available\nwms,wh1,EB-A,\u0664\u0665\n", "line 2", "available"),
+    ("listings.csv", ",".join(LISTING_ROW) + "\ntiktok-mw,EB-A,p,s,c1,\uff17\n", "line 2", "quantity"),
+    (
+        "inventory.csv",
+        "source,location,sku,available\nwms,wh1, EB-A,1\n",
+        "line 2",
+        "sku: leading or trailing whitespace in ' EB-A'",
+    ),
+    (
+        "listings",
+        json.dumps({"listings": [{**LISTING_ROW, "sku": "EB-A\n| x | y"}]}),
+        "listings[0]",
+        "sku: control character U+000A",
+    ),
+    (
+        "inventory",
+        json.dumps({"inventory": [{**INVENTORY_ROW, "sku": "EB\u200b-A"}]}),
+        "inventory[0]",
+        "sku: control character U+200B",
+    ),
+    (
+        "inventory",
+        '{"inventory": [{"source": "wms", "location": "wh1", "sku": "EB-A", '
+        '"available": 1, "available": 9}]}',
+        "inventory[0]",
+        "available: duplicate key",
+    ),
+    ("inventory", '{"inventory": [], "inventory": []}', "inventory", "duplicate key"),
+    (
+        "inventory.csv",
+        "source,location,sku,available,sku\nwms,wh1,EB-A,1,EB-B\n",
+        "line 1",
+        "sku: duplicate column",
     ),
 ]
 

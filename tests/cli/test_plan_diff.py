@@ -366,6 +366,32 @@ def test_installed_console_script(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
+def test_markdown_cells_keep_their_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pipe or a backslash in a seller SKU is escaped: the markdown table keeps seven columns."""
+    sku = "EB-|A\\"
+    for name in ("inventory.json", "listings.json"):
+        text = (EXAMPLES / "snapshots" / name).read_text()
+        (tmp_path / name).write_text(text.replace('"EB-A"', json.dumps(sku)))
+    code, md, _ = _run(
+        capsys,
+        "plan",
+        "-f",
+        str(EXAMPLES),
+        "--inventory",
+        str(tmp_path / "inventory.json"),
+        "--listings",
+        str(tmp_path / "listings.json"),
+        "-o",
+        "markdown",
+    )
+    assert code == 0
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "EB-" in line]
+    assert any("| EB-\\|A\\\\ |" in row for row in rows), rows
+    for row in rows:
+        cells = row.replace("\\\\", "").replace("\\|", "").split("|")
+        assert len(cells) == 9, row  # 7 cells between 8 pipes
+
+
 def _rule_r(*warehouses: str) -> str:
     """SyncRule r: Store s1 from `warehouses`, each at 100%."""
     entries = ", ".join(f"{{name: {w}}}" for w in warehouses)
@@ -377,9 +403,11 @@ def _rule_r(*warehouses: str) -> str:
         """)
 
 
-def test_plan_holds_slots_fed_twice_by_one_location_and_names_both_warehouses(
+def test_plan_refuses_two_warehouses_on_one_location_and_names_both(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Offline the mistake is an error (the operator, which cannot refuse an object, holds the slots:
+    tests/operator/test_reconcile.py); either way 100 real units never show as 200."""
     copy = textwrap.dedent("""\
         apiVersion: invsync.dev/v1alpha1
         kind: Warehouse
@@ -390,11 +418,8 @@ def test_plan_holds_slots_fed_twice_by_one_location_and_names_both_warehouses(
     argv = _world_files(
         tmp_path, copy + _rule_r("jkt", "jkt-copy"), [_stock("A", 100)], [_listing("s1", "A")]
     )
-    doc = _plan_json(capsys, *argv)
-    assert doc["rows"] == [] and doc["summary"]["held"] == 1  # not 200 for 100 real units
-    code, table, _ = _run(capsys, "plan", *argv)
-    assert code == 0
-    assert "r: held: 1 listings of Store s1 held: Warehouses jkt, jkt-copy are the same" in table
+    code, out, err = _run(capsys, "plan", *argv)
+    assert code == 2 and out == "" and "Warehouses 'jkt' and 'jkt-copy' both read location 'jkt'" in err
 
 
 def test_plan_gives_every_product_of_a_duplicated_seller_sku_its_quantity_and_names_it(

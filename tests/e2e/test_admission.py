@@ -82,3 +82,60 @@ def test_boundary_case_admitted(manifest: Path, kubectl: Kubectl, namespace: str
     stored = json.loads(kubectl("get", "-n", namespace, "-f", str(manifest), "-o", "json", check=True).stdout)
     assert _contains(stored["spec"], submitted["spec"]), f"stored spec differs: {stored['spec']}"
     KINDS[stored["kind"]].model_validate(stored)  # the operator reads what the server stored
+
+
+def test_an_object_admitted_before_a_bound_still_gets_its_status(
+    kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """After an upgrade adds a bound, an object stored before it keeps taking status writes (the API
+    server ratchets unchanged fields), so the operator can put a condition on it naming its field
+    (docs/operations.md, Upgrade). Checked on a copy of the SyncRule CRD in a group of its own, so the
+    session's CRDs never change."""
+    import copy
+    import time
+
+    from invsync.api import crdgen
+
+    group = "ratchet.invsync.dev"
+    strict = crdgen.crd("SyncRule")
+    strict["metadata"]["name"], strict["spec"]["group"] = f"syncrules.{group}", group
+    loose = copy.deepcopy(strict)
+    spec = loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    del spec["properties"]["interval"]["x-kubernetes-validations"]
+
+    def apply_crd(crd: dict[str, Any]) -> None:
+        (tmp_path / "crd.yaml").write_text(yaml.safe_dump(crd))
+        kubectl("apply", "-f", str(tmp_path / "crd.yaml"), check=True)
+        kubectl("wait", "--for=condition=Established", f"crd/syncrules.{group}", check=True)
+
+    def rule(name: str) -> Path:
+        body = {
+            "apiVersion": f"{group}/v1alpha1",
+            "kind": "SyncRule",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"stores": {"names": ["s"]}, "warehouses": [{"name": "w"}], "interval": "0s"},
+        }
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(body))
+        return tmp_path / f"{name}.yaml"
+
+    try:
+        apply_crd(loose)
+        kubectl("apply", "-f", str(rule("before")), check=True)
+        apply_crd(strict)
+        deadline = time.monotonic() + 60
+        while kubectl("apply", "-f", str(rule("after"))).returncode == 0:  # the new schema takes over
+            kubectl("delete", "-f", str(rule("after")))
+            assert time.monotonic() < deadline, "the bound never took effect"
+            time.sleep(0.5)
+        condition = {"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": "spec.interval",
+                     "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+        patched = kubectl(
+            "patch", f"syncrules.{group}", "before", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": {"conditions": [condition]}}),
+        )  # fmt: skip
+        assert patched.returncode == 0, patched.stderr
+        assert (
+            "spec.interval" in patched.stderr and "must be between 1s and 720h" in patched.stderr
+        )  # a warning
+    finally:
+        kubectl("delete", "crd", f"syncrules.{group}", "--wait=false")

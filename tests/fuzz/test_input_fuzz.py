@@ -166,3 +166,28 @@ def test_invsync_plan_on_hostile_input_exits_0_or_2_with_one_line(
         assert len(lines) == 1 and lines[0].startswith("invsync: error: "), err.getvalue()
     else:
         assert json.loads(out.getvalue())["rows"] is not None
+
+
+DURATION_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"\A([0-9]{1,30}(\.[0-9]{1,12})?(ms|s|m|h)){1,6}\Z"),
+    st.integers(0, 10**400).map(lambda n: f"{n}h"),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=DURATION_TEXT)
+def test_parse_duration_refuses_with_a_value_error_naming_the_value_or_stays_within_30_days(
+    text: str,
+) -> None:
+    """`interval: 99999999999999999999h` raised OverflowError and stopped every rule of a namespace."""
+    from datetime import timedelta
+
+    from invsync.api import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        assert repr(text if len(text) <= 40 else text[:37] + "...") in str(exc)  # names the value
+        return
+    assert timedelta(0) <= value <= timedelta(days=30)

@@ -177,6 +177,28 @@ def test_any_delivery_gets_a_clear_answer_and_only_a_genuine_one_is_accepted(
 
 
 @FUZZ
+@given(
+    source=st.sampled_from(["wms", "shop"]),
+    header=st.sampled_from([SIGNATURE_HEADER, "X-Shopify-Hmac-Sha256"]),
+    # visible ASCII and any high byte: what a client's HTTP stack sends (h11 refuses control bytes)
+    value=st.lists(st.integers(0x21, 0xFF).filter(lambda b: b != 0x7F), min_size=1, max_size=48).map(bytes),
+)
+@example(source="wms", header=SIGNATURE_HEADER, value="sha256=\u00e9".encode())
+@example(source="shop", header="X-Shopify-Hmac-Sha256", value="\u2603".encode())
+def test_any_signature_bytes_are_a_401_never_a_500(
+    server: tuple[str, Sink], client: httpx.Client, source: str, header: str, value: bytes
+) -> None:
+    """A non-ASCII X-Invsync-Signature or X-Shopify-Hmac-Sha256 gave a 500 and a traceback (issue 14)."""
+    url, sink = server
+    body = b'{"items": []}'
+    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(int(time.time()))}
+    delivered = len(sink.delivered)
+    response = client.post(f"{url}/{source}", content=body, headers={**headers, header: value})
+    assert_clear_refusal(response, 401)
+    assert len(sink.delivered) == delivered
+
+
+@FUZZ
 @given(name=st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=20))
 def test_unknown_namespaces_and_sources_are_404(
     server: tuple[str, Sink], client: httpx.Client, name: str

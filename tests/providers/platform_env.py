@@ -17,7 +17,8 @@ PRODUCTS, SHOPIFY_ITEMS, ERP_ITEMS = 230, 520, 1100
 LOC1, LOC2 = "gid://shopify/Location/11", "gid://shopify/Location/12"
 
 
-def _products(n: int) -> list[dict[str, Any]]:
+def _products(n: int, multi_warehouse: bool = True) -> list[dict[str, Any]]:
+    """Each SKU stocked in 7000 (the default warehouse) and, in a multi-warehouse shop, 7001."""
     return [
         {
             "id": f"p{i}",
@@ -25,10 +26,8 @@ def _products(n: int) -> list[dict[str, Any]]:
                 {
                     "id": f"s{i}-{j}",
                     "seller_sku": f"SKU-{i}-{j}",
-                    "inventory": [
-                        {"warehouse_id": "7000", "quantity": i % 7},
-                        {"warehouse_id": "7001", "quantity": j},
-                    ],
+                    "inventory": [{"warehouse_id": "7000", "quantity": i % 7}]
+                    + ([{"warehouse_id": "7001", "quantity": j}] if multi_warehouse else []),
                 }
                 for j in range(2)
             ],
@@ -67,7 +66,7 @@ def config() -> dict[str, Any]:
                     "access_token": TOKEN,
                     "multiWarehouse": False,
                     "warehouses": warehouses,
-                    "products": _products(3),
+                    "products": _products(3, multi_warehouse=False),
                 },
             ],
         },

@@ -11,6 +11,7 @@ from platform_env import ERP_TOKEN, FAST, LOC1, SECRETS, SHOPIFY_TOKEN, source, 
 
 from invsync.engine.records import SlotUpdate
 from invsync.providers import ProviderError, build_channel, build_source
+from invsync.providers.base import PartialReadError
 from invsync.sandbox.server import Sandbox
 from invsync.sandbox.state import Fault
 
@@ -71,11 +72,51 @@ async def test_no_credential_in_logs_or_errors(sandbox: Sandbox, caplog: pytest.
         assert value not in text, f"a credential ({len(value)} chars) leaked into logs or errors"
 
 
-def test_redaction_also_covers_third_party_loggers(caplog: pytest.LogCaptureFixture) -> None:
-    from invsync.providers.transport import SECRETS as REGISTRY
-
-    REGISTRY.add(["3rd-party-secret-value"])
+async def test_ordinary_words_in_a_secret_are_not_scrubbed_from_other_lines(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tenant whose Secret holds "SyncRule" or "failed" blanked those words in every tenant's log
+    lines (issue 14): credentials are scrubbed where they can appear, by exact value, nothing else."""
     caplog.set_level(logging.DEBUG)
-    logging.getLogger("httpcore.http11").debug("sending %s", "token=3rd-party-secret-value")
-    httpx.Request("GET", "http://x/?a=1")  # httpx itself stays usable with the factory installed
-    assert "3rd-party-secret-value" not in caplog.text and "token=***" in caplog.text
+    other = build_channel(store(sandbox), tiktok_secret(), retry=FAST)
+    await other.list_warehouses()  # in the same task as the careless tenant's calls below
+    careless = build_channel(
+        store(sandbox), tiktok_secret(app_key="SyncRule", access_token="failed"), retry=FAST
+    )
+    with pytest.raises(ProviderError) as refused:
+        await careless.list_warehouses()
+    await careless.aclose()
+    logging.getLogger("invsync.operator").warning("SyncRule shop/rule: push failed for 2 listings")
+    assert "SyncRule shop/rule: push failed for 2 listings" in caplog.text
+    # another store's provider error keeps its words; its own credentials are still hidden
+    sandbox.state.faults.append(
+        Fault(platform="tiktok", operation="products_search", status=500, partial_pages=True)
+    )
+    with pytest.raises(PartialReadError, match="page 2 failed") as partial:
+        await other.list_listings()
+    await other.aclose()
+    assert not any(value in str(partial.value) for value in SECRETS)
+    assert "SyncRule" not in str(refused.value)  # its own error still hides its own credential
+    # the request line httpx logged for the careless tenant still hides its own credentials
+    request_lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert request_lines and all("app_key=***" in line for line in request_lines), request_lines
+
+
+def test_request_urls_lose_credentials_by_parameter_name_and_exact_value() -> None:
+    from invsync.providers.transport import SECRETS as REGISTRY
+    from invsync.providers.transport import redact_url
+
+    REGISTRY.add(["exact-secret-value"])
+    url = httpx.URL(
+        "https://h/api/v2/token/refresh?app_key=k&app_secret=s3&refresh_token=r&grant_type=refresh_token"
+    )
+    assert redact_url(url) == (
+        "https://h/api/v2/token/refresh?app_key=k&app_secret=***&refresh_token=***&grant_type=refresh_token"
+    )
+    assert redact_url("http://h/p?q=exact-secret-value&r=exact-secret-values#f") == (
+        "http://h/p?q=***&r=exact-secret-values#f"
+    )
+    assert (
+        redact_url("http://h/exact-secret-value-is-not-a-query")
+        == "http://h/exact-secret-value-is-not-a-query"
+    )

@@ -81,7 +81,7 @@ async def test_sandbox_verifier_agrees_with_the_vector_and_refuses_a_bad_sign(sa
         assert refused.status_code == 401 and refused.json()["code"] == tt.CODE_SIGN_INVALID
         stale = params | {"timestamp": str(int(time.time()) - 301)}
         old = await client.send(_hand_signed(sandbox, tt.WAREHOUSES_PATH, stale))
-        assert old.status_code == 401 and old.json()["code"] == tt.CODE_TIMESTAMP_INVALID
+        assert old.status_code == 401 and old.json()["code"] == tt.CODE_CREDENTIALS_INVALID
 
 
 async def test_sandbox_serves_product_detail_and_inventory_search(sandbox: Sandbox) -> None:
@@ -128,8 +128,8 @@ async def test_listings_of_some_seller_skus_only(sandbox: Sandbox) -> None:
     await channel.aclose()
     assert {x.sku for x in listings} == wanted - {"NOT-LISTED"}
     assert len(listings) == 151 * 2  # two warehouse slots each
-    # 151 SKUs in two searches of at most 100; each matches under a page of products
-    assert sandbox.state.read_pages["tiktok"] == 2
+    # 151 SKUs in 16 searches of at most 10; each matches under a page of products
+    assert sandbox.state.read_pages["tiktok"] == 16
 
 
 async def test_push_partial_failure_fails_only_the_named_skus(sandbox: Sandbox) -> None:
@@ -138,16 +138,20 @@ async def test_push_partial_failure_fails_only_the_named_skus(sandbox: Sandbox) 
         SlotUpdate("p3", "s3-0", "7000", 40, "SKU-3-0"),
         SlotUpdate("p3", "s3-0", "7001", 41, "SKU-3-0"),
         SlotUpdate("p3", "s3-1", "7000", 100_000, "SKU-3-1"),  # above TikTok's 99,999
+        SlotUpdate("p3", "s3-1", "7001", 2, "SKU-3-1"),
         SlotUpdate("p3", "s9-0", "7000", 5, "SKU-9-0"),  # not a SKU of p3
+        SlotUpdate("p3", "s9-0", "7001", 5, "SKU-9-0"),
     ]
     outcomes = await channel.push("p3", updates)
     await channel.aclose()
-    assert [o.ok for o in outcomes] == [True, True, False, False]
-    assert "12052048" in outcomes[2].message and "12052217" in outcomes[3].message
+    assert [o.ok for o in outcomes] == [True, True, False, False, False, False]
+    # the per-warehouse cause reaches the message of every slot of the failed SKU
+    assert "warehouse 7000" in outcomes[2].message and "12052055" in outcomes[3].message
+    assert "12052556" in outcomes[4].message
     sku = sandbox.state.tiktok["ROW_main"].skus
     assert sku["s3-0"].inventory == {"7000": 40, "7001": 41}
-    assert sku["s3-1"].inventory["7000"] == 3 % 7 and sku["s9-0"].inventory["7000"] == 9 % 7
-    assert sandbox.state.writes == {"requests": 1, "slots": 2}
+    assert sku["s3-1"].inventory == {"7000": 3 % 7, "7001": 1} and sku["s9-0"].inventory["7000"] == 9 % 7
+    assert sandbox.state.writes == {"requests": 1, "slots": 2, "changed": 2}
 
 
 async def test_429_burst_is_retried_after_retry_after(sandbox: Sandbox) -> None:
@@ -235,7 +239,7 @@ async def test_expired_token_without_refresh_token_is_an_auth_error(sandbox: San
 
 async def test_non_whitelisted_shop_refuses_other_warehouses(sandbox: Sandbox) -> None:
     channel = build_channel(store(sandbox, "ROW_single"), tiktok_secret(), retry=FAST)
-    with pytest.raises(MultiWarehouseRefusedError, match="not whitelisted"):
+    with pytest.raises(MultiWarehouseRefusedError, match="no multi-warehouse permission"):
         await channel.push("p1", [SlotUpdate("p1", "s1-0", "7001", 3)])
     outcomes = await channel.push("p1", [SlotUpdate("p1", "s1-0", "7000", 3)])
     await channel.aclose()

@@ -21,8 +21,9 @@ from aiohttp import web
 from invsync.api import InventorySource, Store
 from invsync.engine.records import SlotUpdate
 from invsync.providers import RetryPolicy, UnavailableError, WebhookRejectedError, build_channel, build_source
+from invsync.sandbox.common import cursor
 from invsync.sandbox.config import ConfigError, load_config
-from invsync.sandbox.server import SandboxThread, _cursor, run_sandbox
+from invsync.sandbox.server import SandboxThread, run_sandbox
 
 HERE = Path(__file__).parent
 CONFIG = HERE / "sandbox.yaml"
@@ -233,7 +234,8 @@ async def test_admin_listing_faults_and_request_counts() -> None:
             ("tiktok", "inventory_update", "500"): 3,
             ("tiktok", "inventory_update", "200"): 1,
         }
-        assert counts["writes"] == {"requests": 1, "slots": 1} and counts["readPages"] == {"tiktok": 1}
+        assert counts["writes"] == {"requests": 1, "slots": 1, "changed": 1}
+        assert counts["readPages"] == {"tiktok": 1}
         assert (await admin.delete("/_sandbox/requests")).json()["total"] == 0
 
 
@@ -247,13 +249,15 @@ async def test_two_hundred_thousand_generated_listings_page_by_index() -> None:
         channel = build_channel(
             _store(sb.url), {"app_key": "k", "app_secret": "s", "access_token": "t"}, retry=FAST
         )
-        # the last page, through a token the sandbox issued, as a reader deep into the catalogue sees it
-        params = {"page_size": "100", "page_token": _cursor(100_001 - 100)}
+        # the last page of the newest 10,000 products (one search lists at most 10,000), through a token
+        # the sandbox issued, as a reader deep into the catalogue sees it
+        newest = {"create_time_ge": shop.times[-10_000], "create_time_le": shop.times[-1]}
+        params = {"page_size": "100", "page_token": cursor(10_000 - 100)}
         envelope = await channel._call(
-            "products_search", "POST", "/product/202309/products/search", params, {}
+            "products_search", "POST", "/product/202309/products/search", params, newest
         )
         data = envelope["data"]
-        assert data["total_count"] == 100_001 and data["next_page_token"] == ""
+        assert data["total_count"] == 10_000 and data["next_page_token"] == ""
         assert data["products"][-1]["skus"][1] == {
             "id": "gs199999",
             "seller_sku": "SKU-0199999",

@@ -56,7 +56,7 @@ _NAMES: dict[str, tuple[str, list[str], list[dict[str, Any]]]] = {
     ),
 }
 
-_DROP = {"title", "x-invsync-duration"}
+_DROP = {"title"}
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
 from .common import (
     Conditions,
-    Duration,
+    DurationBounds,
     LabelSelector,
     LocalObjectReference,
     Model,
@@ -20,6 +20,10 @@ from .common import (
 )
 
 # --------------------------------------------------------------------------- InventorySource
+
+# The newest stable Shopify Admin API version in December 2026; supported until at least October 2027
+# (docs/platforms.md, Shopify: versions).
+SHOPIFY_API_VERSION = "2026-10"
 
 
 class WebhookSpec(Model):
@@ -42,7 +46,13 @@ class InventorySourceSpec(Model):
         default=None,
         description="Secret with the credentials: key `access_token` (shopify) or `token` (http, optional).",
     )
-    poll_interval: Duration = Field(
+    shopify_api_version: str = Field(
+        default=SHOPIFY_API_VERSION,
+        pattern=r"^[0-9]{4}-(01|04|07|10)$",
+        description="Shopify Admin API version (provider shopify). Shopify supports each for at least 12 "
+        "months and answers an older one with its oldest supported version.",
+    )
+    poll_interval: Annotated[str, DurationBounds("10s", "720h")] = Field(
         default="5m", description="Full re-read period; webhooks make changes immediate."
     )
     webhook: WebhookSpec | None = Field(
@@ -127,6 +137,7 @@ class ChannelWarehouseMapping(Model):
         default_factory=list,
         max_length=64,
         description="Warehouses (by name, same namespace) whose stock feeds this channel warehouse.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},  # a name twice would count its stock twice
     )
     enabled: bool = Field(
         default=True, description="false: invsync leaves this channel warehouse's listings untouched."
@@ -135,7 +146,12 @@ class ChannelWarehouseMapping(Model):
 
 class RateLimit(Model):
     requests_per_second: float = Field(
-        default=10, gt=0, le=10000, description="Sustained platform requests per second for this store."
+        default=10,
+        ge=0.1,
+        le=10000,
+        description="Sustained platform requests per second for this store (0.1 to 10,000).",
+        # the API server compares an integer value with int(minimum): 0 would pass `minimum: 0.1`
+        json_schema_extra=cel(("self >= 0.1", "should be greater than or equal to 0.1")),
     )
     burst: int = Field(default=10, ge=1, le=10000, description="Requests allowed at once above the rate.")
 
@@ -206,7 +222,12 @@ class Store(Resource):
 
 
 class StoreSelection(Model):
-    names: list[Name] = Field(default_factory=list, max_length=256, description="Stores by name.")
+    names: list[Name] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Stores by name.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     selector: LabelSelector | None = Field(default=None, description="Stores by label.")
 
     model_config = ConfigDict(
@@ -250,15 +271,41 @@ class LowStock(Model):
     preferred_store: Name = Field(description="The store that keeps the last units.")
 
 
+# A seller SKU pattern as the platform holds SKUs: " A-*" or "GIFT-* " matches nothing, so an exclude or
+# an override written so would silently not apply (and the SKUs be pushed). No control characters.
+SkuPattern = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+    ),
+]
+
+
 class SkuFilter(Model):
-    include: list[str] = Field(
+    include: list[SkuPattern] = Field(
         default_factory=lambda: ["*"], max_length=1024, description="Shell-style patterns on the seller SKU."
     )
-    exclude: list[str] = Field(default_factory=list, max_length=1024, description="Patterns never managed.")
+    exclude: list[SkuPattern] = Field(
+        default_factory=list, max_length=1024, description="Patterns never managed."
+    )
 
 
 class Override(Model):
-    skus: list[str] = Field(min_length=1, max_length=1024, description="Shell-style seller SKU patterns.")
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!(has(self.exclude) && self.exclude && has(self.fixedQuantity))",
+                "an override that excludes its SKUs publishes no quantity",
+                ".fixedQuantity",
+            )
+        )
+    )
+
+    skus: list[SkuPattern] = Field(
+        min_length=1, max_length=1024, description="Shell-style seller SKU patterns."
+    )
     exclude: bool = Field(default=False, description="true: these SKUs are not managed by this rule.")
     fixed_quantity: NonNegative | None = Field(default=None, description="Publish exactly this quantity.")
     execution_ratio: Percent | None = Field(default=None, description="Replaces the rule's executionRatio.")
@@ -276,7 +323,7 @@ class PushPolicy(Model):
     mode: Literal["Enforce", "DryRun"] = Field(
         default="Enforce", description="Enforce pushes; DryRun plans, counts and reports but pushes nothing."
     )
-    increase_settle: Duration = Field(
+    increase_settle: Annotated[str, DurationBounds("0s", "24h")] = Field(
         default="0s", description="An increase is pushed only after the source has shown it this long."
     )
     order: Literal["DecreasesFirst", "AsListed"] = Field(
@@ -331,9 +378,23 @@ class SyncRuleSpec(Model):
         default_factory=list, max_length=256, description="Per-SKU overrides; the first match wins."
     )
     push: PushPolicy = Field(default_factory=PushPolicy, description="How the plan is pushed.")
-    interval: Duration = Field(default="5m", description="Periodic full reconcile against the live channel.")
+    interval: Annotated[str, DurationBounds("1s", "720h")] = Field(
+        default="5m", description="Periodic full reconcile against the live channel."
+    )
     suspend: bool = Field(default=False, description="true: plan and report, push nothing.")
     safety: SafetyPolicy = Field(default_factory=SafetyPolicy, description="Mass-zeroing protection.")
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.lowStock) || has(self.stores.selector) "
+                "|| (has(self.stores.names) && self.lowStock.preferredStore in self.stores.names)",
+                "must be one of stores.names: the store that keeps the last units gets its stock "
+                "from this rule",
+                ".lowStock.preferredStore",
+            )
+        )
+    )
 
 
 class SyncSummary(Model):

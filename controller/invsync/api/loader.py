@@ -1,11 +1,13 @@
 """Load invsync manifests from files, directories and stdin, and check them as the cluster would.
 
 Every error is one line: ``FILE: Kind/name: field.path: what is wrong``. Documents of other API
-groups (Secrets, ConfigMaps...) are skipped silently, as `kubectl apply -f DIR` mixes them in.
+groups (Secrets, ConfigMaps...) are skipped silently, as `kubectl apply -f DIR` mixes them in; one of
+our kinds under a misspelt group is an error, and so is a key repeated in one mapping.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import InputError
-from .common import GROUP, Resource
+from .common import GROUP, VERSION, LabelSelector, Resource
 from .kinds import KINDS, InventorySource, Store, SyncRule, Warehouse
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -64,19 +66,68 @@ def _files(path: str) -> Iterator[tuple[str, str, bool]]:
         raise InputError(f"{path}: not a text file") from None
 
 
+def _duplicate_key(node: yaml.Node | None, path: tuple[int | str, ...] = ()) -> tuple[str, int, int] | None:
+    """(field path, first line, second line) of the first key repeated in one mapping: YAML and JSON
+    keep the last value, so a second `spec:` would silently replace the first."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    return _loc([*path, key.value]), seen[key.value], line
+                seen[key.value] = line
+            found = _duplicate_key(value, (*path, key.value if isinstance(key, yaml.ScalarNode) else "?"))
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, (*path, i))
+            if found is not None:
+                return found
+    return None
+
+
+def _resource(doc: Any) -> str:
+    """``Kind/name`` of a document, for errors found before it is parsed."""
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    return f"{kind}/{name or '(unnamed)'}"
+
+
 def _documents(name: str, text: str) -> Iterator[tuple[int, Any]]:
+    loader = yaml.SafeLoader(text)
     try:
-        for i, doc in enumerate(yaml.safe_load_all(text)):
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            doc = loader.construct_document(node)
+            duplicate = _duplicate_key(node)
+            if duplicate is not None:
+                field_path, first, second = duplicate
+                raise InputError(
+                    f"{name}: {_resource(doc)}: {field_path}: duplicate key (lines {first} and {second})"
+                )
             if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
                 for item in doc["items"]:
-                    yield i, item
+                    yield index, item
             elif doc is not None:
-                yield i, doc
+                yield index, doc
+            index += 1
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed"
         raise InputError(f"{name}:{at}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _mistyped_group(group: str) -> bool:
+    """A group that is ours misspelt (invsync.io, invsnyc.dev): its document would be skipped, and
+    `plan`/`diff` would then compute from a world without it. Other groups may own these kind names."""
+    return "invsync" in group or difflib.SequenceMatcher(None, group, GROUP).ratio() >= 0.75
 
 
 def parse(doc: Any, where: str, index: int, explicit: bool = True) -> Resource | None:
@@ -99,6 +150,12 @@ def parse(doc: Any, where: str, index: int, explicit: bool = True) -> Resource |
             f"{where}: {resource}: apiVersion: required (invsync.dev/v1alpha1 for invsync kinds)"
         )
     if not isinstance(api_version, str) or not api_version.startswith(f"{GROUP}/"):
+        group = api_version.split("/")[0] if isinstance(api_version, str) and "/" in api_version else ""
+        if isinstance(kind, str) and kind in KINDS and group and _mistyped_group(group):
+            raise InputError(
+                f"{where}: {resource}: apiVersion: unknown group {group!r} "
+                f"(invsync kinds are {GROUP}/{VERSION})"
+            )
         return None
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
@@ -155,6 +212,7 @@ def _cel(m: Manifests) -> None:
     for st in m.stores:
         seen: set[str] = set()
         for i, cw in enumerate(st.spec.warehouses):
+            _unique(m, st, f"spec.warehouses[{i}].warehouseRefs", cw.warehouse_refs)
             if cw.channel_warehouse_id in seen:
                 raise InputError(
                     f"{m.where(st)}: spec.warehouses[{i}].channelWarehouseId: "
@@ -170,6 +228,22 @@ def _cel(m: Manifests) -> None:
         spec = r.spec
         if not spec.stores.names and spec.stores.selector is None:
             raise InputError(f"{m.where(r)}: spec.stores: name at least one store or give a selector")
+        _unique(m, r, "spec.stores.names", spec.stores.names)
+        _selector(m, r, "spec.stores.selector", spec.stores.selector)
+        for i, w in enumerate(spec.warehouses):
+            _selector(m, r, f"spec.warehouses[{i}].selector", w.selector)
+        for i, o in enumerate(spec.overrides):
+            if o.exclude and o.fixed_quantity is not None:
+                raise InputError(
+                    f"{m.where(r)}: spec.overrides[{i}].fixedQuantity: "
+                    "an override that excludes its SKUs publishes no quantity"
+                )
+        low = spec.low_stock
+        if low is not None and spec.stores.selector is None and low.preferred_store not in spec.stores.names:
+            raise InputError(
+                f"{m.where(r)}: spec.lowStock.preferredStore: must be one of stores.names: "
+                "the store that keeps the last units gets its stock from this rule"
+            )
         names: set[str] = set()
         for i, w in enumerate(spec.warehouses):
             if (w.name is None) == (w.selector is None):
@@ -180,6 +254,22 @@ def _cel(m: Manifests) -> None:
                         f"{m.where(r)}: spec.warehouses[{i}].name: duplicate warehouse {w.name!r}"
                     )
                 names.add(w.name)
+
+
+def _unique(m: Manifests, owner: Resource, where: str, names: Sequence[str]) -> None:
+    """A list the CRD declares a set: the API server refuses a repeated value."""
+    for j, name in enumerate(names):
+        if name in names[:j]:
+            raise InputError(f"{m.where(owner)}: {where}[{j}]: duplicate {name!r}")
+
+
+def _selector(m: Manifests, owner: Resource, where: str, selector: LabelSelector | None) -> None:
+    for j, req in enumerate(selector.match_expressions if selector is not None else ()):
+        if (req.operator in ("In", "NotIn")) != bool(req.values):
+            raise InputError(
+                f"{m.where(owner)}: {where}.matchExpressions[{j}].values: "
+                "required for operator In and NotIn, empty for Exists and DoesNotExist"
+            )
 
 
 # --------------------------------------------------------------------------- references
@@ -216,10 +306,50 @@ def _refs(m: Manifests) -> None:
             check(r, "spec.lowStock.preferredStore", "Store", r.spec.low_stock.preferred_store)
 
 
+# --------------------------------------------------------------------------- what each rule selects
+
+
+def _selections(m: Manifests) -> None:
+    """A selector that matches nothing, and two selected Warehouses on one location of a source (its
+    stock would count twice), are errors: the operator reports the first as a rule that is not Ready
+    and holds the slots of the second (docs/operations.md, "What a rule selects")."""
+    for r in m.rules:
+        stores = [s for s in m.stores if s.namespace == r.namespace]
+        warehouses = [w for w in m.warehouses if w.namespace == r.namespace]
+        selector = r.spec.stores.selector
+        if selector is not None and not any(selector.matches(s.metadata.labels) for s in stores):
+            raise InputError(
+                f"{m.where(r)}: spec.stores.selector: matches no Store in namespace {r.namespace!r}"
+            )
+        selected: dict[str, Warehouse] = {}
+        for i, entry in enumerate(r.spec.warehouses):
+            if entry.selector is None:
+                selected.update((w.name, w) for w in warehouses if w.name == entry.name)
+                continue
+            matched = [w for w in warehouses if entry.selector.matches(w.metadata.labels)]
+            if not matched:
+                raise InputError(
+                    f"{m.where(r)}: spec.warehouses[{i}].selector: matches no Warehouse "
+                    f"in namespace {r.namespace!r}"
+                )
+            selected.update((w.name, w) for w in matched)
+        by_location: dict[tuple[str, str], str] = {}
+        for name, w in sorted(selected.items()):
+            key = (w.spec.source_ref.name, w.spec.location_id)
+            if key in by_location:
+                raise InputError(
+                    f"{m.where(r)}: spec.warehouses: Warehouses {by_location[key]!r} and {name!r} both "
+                    f"read location {key[1]!r} of InventorySource {key[0]!r}; a location is counted once "
+                    "per rule, so the slots they feed would be held"
+                )
+            by_location[key] = name
+
+
 def validate(m: Manifests) -> None:
     """The CRD rules and the cross-resource checks; raises InputError on the first problem."""
     _cel(m)
     _refs(m)
+    _selections(m)
 
 
 def load_and_validate(paths: Sequence[str]) -> Manifests:

@@ -104,7 +104,7 @@ async def _operate(
     import kopf
 
     from .handlers import register
-    from .http import metrics_app, serve, webhook_app
+    from .http import Reachability, metrics_app, serve, webhook_app
     from .kube import Kube, KubePorts, load_config
     from .runtime import Operator
 
@@ -125,7 +125,10 @@ async def _operate(
         op.started = True
 
     servers = await serve(
-        {webhook_port: webhook_app(op, peers), metrics_port: metrics_app(lambda: op.started)}
+        {
+            webhook_port: webhook_app(op, peers),
+            metrics_port: metrics_app(lambda: op.started, Reachability(op.kube.reachable)),
+        }
     )
     logging.getLogger("invsync.operator").info(
         "metrics on :%d/metrics, webhooks on :%d/webhooks/{namespace}/{source}, shard %d/%d",

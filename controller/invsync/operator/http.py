@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,10 +17,16 @@ from ..engine.records import StockRecord
 from ..metrics import metrics_handler
 from ..providers import build_source
 from ..providers.base import ProviderError, WebhookRejectedError
+from ..providers.webhooks import check_signature_header
 
 log = logging.getLogger("invsync.operator.http")
 
 MAX_WEBHOOK_BODY = 1024 * 1024
+# A connection must finish its headers, and a request its body, this soon: connections that never do
+# held one file descriptor each, and 1,100 of them took the operator down (docs/security.md).
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+LINGER = 1.0  # reading (and dropping) the rest of a body left unread after the answer; aiohttp: 10s
 
 
 class WebhookSink(Protocol):
@@ -36,7 +43,9 @@ FORWARDED = "X-Invsync-Forwarded"  # a delivery relayed by another shard: never 
 _RELAYED_HEADERS = ("Content-Type", "X-Invsync-Signature", "X-Invsync-Timestamp")
 
 
-def webhook_app(sink: WebhookSink, peers: Sequence[str] = ()) -> web.Application:
+def webhook_app(
+    sink: WebhookSink, peers: Sequence[str] = (), body_timeout: float = BODY_TIMEOUT
+) -> web.Application:
     """POST /webhooks/{namespace}/{source}: verify with the source's webhook Secret (key `secret`),
     then hand the rows to the rules that read that source.
 
@@ -78,9 +87,27 @@ def webhook_app(sink: WebhookSink, peers: Sequence[str] = ()) -> web.Application
             return web.json_response(
                 {"error": f"InventorySource {namespace}/{name} has no spec.webhook"}, status=404
             )
-        body = await request.read()  # client_max_size answers 413 above the limit
+        try:
+            check_signature_header(source.spec.provider, request.headers)
+        except WebhookRejectedError as exc:  # before any Secret is read
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await request.read()  # client_max_size answers 413 above the limit
+        except TimeoutError:
+            return web.json_response({"error": f"body not received within {body_timeout:g}s"}, status=408)
         secret_name = source.spec.webhook.secret_ref.name
-        secret = await sink.read_secret(namespace, secret_name)
+        try:
+            secret = await sink.read_secret(namespace, secret_name)
+            creds = None
+            if source.spec.credentials_secret_ref is not None:
+                creds = await sink.read_secret(namespace, source.spec.credentials_secret_ref.name)
+        except Exception as exc:  # the API server down or hung: the sender retries a 503, not a 500
+            log.warning("webhook for %s/%s: Secrets unreadable (%s)", namespace, name, type(exc).__name__)
+            return web.json_response(
+                {"error": f"Secret {secret_name} of InventorySource {name} cannot be read now; retry later"},
+                status=503,
+            )
         if secret is None or not secret.get("secret"):
             log.warning(
                 "webhook for %s/%s: Secret %s or its key `secret` is missing", namespace, name, secret_name
@@ -89,9 +116,6 @@ def webhook_app(sink: WebhookSink, peers: Sequence[str] = ()) -> web.Application
                 {"error": f"Secret {secret_name} (key `secret`) of InventorySource {name} not found"},
                 status=503,
             )
-        creds = None
-        if source.spec.credentials_secret_ref is not None:
-            creds = await sink.read_secret(namespace, source.spec.credentials_secret_ref.name)
         try:
             provider = build_source(source, creds)
         except ProviderError as exc:
@@ -111,12 +135,50 @@ def webhook_app(sink: WebhookSink, peers: Sequence[str] = ()) -> web.Application
     return app
 
 
-def metrics_app(ready: Callable[[], bool]) -> web.Application:
+class Reachability:
+    """Whether the API server answered lately, for /readyz (it said 200 while webhooks answered 500):
+    one cheap check at most every `ttl` seconds, each bounded by its own timeout, so probes cost the
+    API server one request per `ttl` and never wait on a hung one."""
+
+    def __init__(self, check: Callable[[], Awaitable[bool]], ttl: float = 5.0) -> None:
+        self._check, self._ttl = check, ttl
+        self._ok: bool | None = None
+        self._stamp = -math.inf
+        self._running: asyncio.Task[bool] | None = None
+
+    async def __call__(self) -> bool:
+        loop = asyncio.get_running_loop()
+        if self._running is None and loop.time() - self._stamp >= self._ttl:
+            self._running = asyncio.create_task(self._refresh())
+        if self._ok is None and self._running is not None:  # the first answer is waited for
+            return await asyncio.shield(self._running)
+        return bool(self._ok)
+
+    async def _refresh(self) -> bool:
+        try:
+            ok = await self._check()
+        except Exception:  # any failure to answer is "not reachable"
+            ok = False
+        if ok != self._ok and self._ok is not None:
+            log.warning("API server %s", "reachable again" if ok else "unreachable: /readyz answers 503")
+        self._ok, self._stamp, self._running = ok, asyncio.get_running_loop().time(), None
+        return ok
+
+
+def metrics_app(
+    ready: Callable[[], bool], api_server: Callable[[], Awaitable[bool]] | None = None
+) -> web.Application:
+    """/metrics, /healthz and /readyz (ready: kopf started and, with `api_server`, it answers)."""
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n") if ready() else web.Response(text="starting\n", status=503)
+        if not ready():
+            return web.Response(text="starting\n", status=503)
+        if api_server is not None and not await api_server():
+            return web.Response(text="API server unreachable\n", status=503)
+        return web.Response(text="ok\n")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler)
@@ -134,11 +196,17 @@ class Servers:
             await runner.cleanup()
 
 
-async def serve(apps: Mapping[int, web.Application], host: str = "0.0.0.0") -> Servers:
-    """Start each app on its port (one app per port)."""
+async def serve(
+    apps: Mapping[int, web.Application], host: str = "0.0.0.0", header_timeout: float = HEADER_TIMEOUT
+) -> Servers:
+    """Start each app on its port (one app per port). A connection that has not sent a complete
+    request within `header_timeout` of opening (or of its previous response) is closed: aiohttp's
+    keep-alive timer starts when a connection opens and is not reset by partial headers."""
     runners = []
     for port, app in apps.items():
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=header_timeout, lingering_time=min(LINGER, header_timeout)
+        )
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         runners.append(runner)

@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, VERSION, InventorySource, Store
 from ..errors import InputError
-from ..providers import RetryPolicy, build_channel, build_source
+from ..providers import ACCESS_TOKEN_EXPIRE_IN, RetryPolicy, TokenPair, TokenSink, build_channel, build_source
 from ..providers.base import InventorySourceProvider, SalesChannel
 
 PLURALS = {
@@ -48,10 +48,22 @@ class Kube:
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.version = kubernetes.client.VersionApi(api)
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+    async def reachable(self, timeout: float = 2.0) -> bool:
+        """The API server answers GET /version (readable by anyone) within `timeout`: /readyz."""
         try:
-            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
+            await asyncio.to_thread(self.version.get_code, _request_timeout=timeout)
+        except Exception:  # refused, timed out, TLS or HTTP error: not reachable for our purpose
+            return False
+        return True
+
+    async def read_secret(self, namespace: str, name: str, timeout: float = 10.0) -> dict[str, str] | None:
+        """The Secret's data; raises (never hangs) when the API server does not answer in `timeout`."""
+        try:
+            secret = await asyncio.to_thread(
+                self.core.read_namespaced_secret, name, namespace, _request_timeout=timeout
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -59,6 +71,12 @@ class Kube:
         data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
         data.update(secret.string_data or {})
         return data
+
+    async def patch_secret(self, namespace: str, name: str, string_data: Mapping[str, str]) -> None:
+        """Merge these keys into a Secret (a refreshed token pair: docs/security.md, "TikTok tokens")."""
+        await asyncio.to_thread(
+            self.core.patch_namespaced_secret, name, namespace, {"stringData": dict(string_data)}
+        )
 
     async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> Any:
         """Merge-patch the status subresource; returns the updated object (None if it is gone)."""
@@ -103,6 +121,7 @@ class KubePorts:
         read_secret: Callable[[str, str], Awaitable[Mapping[str, str] | None]] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
+        self._kube = kube
         self._read_secret = read_secret or kube.read_secret
         self._retry = retry
 
@@ -110,7 +129,24 @@ class KubePorts:
         return await self._read_secret(namespace, name)
 
     def channel(self, store: Store, secret: Mapping[str, str]) -> SalesChannel:
-        return build_channel(store, secret, retry=self._retry)
+        return build_channel(store, secret, retry=self._retry, on_refresh=self._token_writer(store))
+
+    def _token_writer(self, store: Store) -> TokenSink:
+        """Writes a refreshed pair back to the Store's Secret, so a restarted operator starts from it."""
+        namespace, name = store.namespace, store.spec.credentials_secret_ref.name
+
+        async def write(pair: TokenPair) -> None:
+            await self._kube.patch_secret(
+                namespace,
+                name,
+                {
+                    "access_token": pair.access_token,
+                    "refresh_token": pair.refresh_token,
+                    ACCESS_TOKEN_EXPIRE_IN: str(pair.access_token_expire_in),
+                },
+            )
+
+        return write
 
     def source(self, source: InventorySource, secret: Mapping[str, str] | None) -> InventorySourceProvider:
         return build_source(source, secret, retry=self._retry)

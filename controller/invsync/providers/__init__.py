@@ -22,10 +22,11 @@ from .base import (
 )
 from .http_source import HttpSource
 from .shopify import ShopifySource
-from .tiktok import Credentials, TikTokChannel
+from .tiktok import Credentials, TikTokChannel, TokenPair, TokenSink
 from .transport import RetryPolicy
 
 __all__ = [
+    "ACCESS_TOKEN_EXPIRE_IN",
     "AuthError",
     "CredentialsError",
     "InventorySourceProvider",
@@ -36,6 +37,8 @@ __all__ = [
     "RateLimitedError",
     "RetryPolicy",
     "SalesChannel",
+    "TokenPair",
+    "TokenSink",
     "UnavailableError",
     "WebhookRejectedError",
     "build_channel",
@@ -50,16 +53,29 @@ def _require(secret: Mapping[str, str] | None, key: str, what: str) -> str:
     return value
 
 
+# Secret keys of a Store's credentials (docs/security.md, "TikTok tokens")
+ACCESS_TOKEN_EXPIRE_IN = "access_token_expire_in"
+
+
 def build_channel(
     store: Store,
     secret: Mapping[str, str],
     *,
     client: httpx.AsyncClient | None = None,
     retry: RetryPolicy | None = None,
+    on_refresh: TokenSink | None = None,
 ) -> SalesChannel:
-    """The sales channel of a Store; the Secret holds app_key, app_secret, access_token, refresh_token."""
+    """The sales channel of a Store; the Secret holds app_key, app_secret, access_token, refresh_token
+    and, once invsync refreshed the token, access_token_expire_in (unix time). ``on_refresh`` gets
+    every refreshed pair (the operator writes it back to the Secret)."""
     what = f"Store {store.namespace}/{store.name}"
     spec = store.spec
+    expires = secret.get(ACCESS_TOKEN_EXPIRE_IN, "")
+    if expires and not expires.isdigit():
+        raise CredentialsError(
+            f"{what}: credentials Secret key {ACCESS_TOKEN_EXPIRE_IN!r} is not a unix time",
+            code="InvalidCredential",
+        )
     return TikTokChannel(
         store=store.name,
         endpoint=spec.endpoint,
@@ -69,11 +85,13 @@ def build_channel(
             app_secret=_require(secret, "app_secret", what),
             access_token=_require(secret, "access_token", what),
             refresh_token=secret.get("refresh_token", ""),
+            access_token_expire_in=int(expires or 0),
         ),
         rate=spec.rate_limit.requests_per_second,
         burst=spec.rate_limit.burst,
         client=client,
         retry=retry,
+        on_refresh=on_refresh,
     )
 
 
@@ -89,7 +107,12 @@ def build_source(
     if spec.provider == "shopify":
         token = _require(secret, "access_token", f"InventorySource {source.namespace}/{source.name}")
         return ShopifySource(
-            name=source.name, endpoint=spec.endpoint, access_token=token, client=client, retry=retry
+            name=source.name,
+            endpoint=spec.endpoint,
+            access_token=token,
+            client=client,
+            retry=retry,
+            api_version=spec.shopify_api_version,
         )
     return HttpSource(
         name=source.name,

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from ..api.kinds import SHOPIFY_API_VERSION
 from ..engine.records import Location, StockRecord
 from .base import AuthError, PartialReadError, ProviderError, WebhookRejectedError
 from .transport import RetryPolicy, Transport
@@ -20,8 +21,12 @@ from .webhooks import SHOPIFY_HMAC_HEADER, parse_generic, verify_shopify
 log = logging.getLogger("invsync.providers.shopify")
 
 PLATFORM = "shopify"
-API_VERSION = "2025-01"
+API_VERSION = SHOPIFY_API_VERSION
+VERSION_HEADER = "X-Shopify-API-Version"
 PAGE_SIZE = 250  # Shopify's maximum for `first`
+# A levels page costs 3 + 4 per level (location, connection, level, item, variant, quantities); a single
+# query may cost at most 1,000 points, so 250 levels (1,003) would be refused: 200 cost 803.
+LEVELS_PAGE_SIZE = 200
 LOCATION_GID = "gid://shopify/Location/"
 ITEM_GID = "gid://shopify/InventoryItem/"
 
@@ -87,6 +92,8 @@ class ShopifySource:
         api_version: str = API_VERSION,
     ) -> None:
         self.name = name
+        self.api_version = api_version
+        self._fell_forward = False
         self.url = f"{endpoint.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._token = access_token
         self.transport = Transport(PLATFORM, secrets=[access_token], client=client, retry=retry)
@@ -107,6 +114,23 @@ class ShopifySource:
         if response.status_code in (401, 403):
             raise self.transport.error(
                 AuthError, "graphql", f"HTTP {response.status_code}: the access token was refused"
+            )
+        if response.status_code == 404:
+            raise self.transport.error(
+                ProviderError,
+                "graphql",
+                f"HTTP 404: no shop here, or Shopify does not serve API version "
+                f"{self.api_version} (spec.shopifyApiVersion)",
+            )
+        served = response.headers.get(VERSION_HEADER)
+        if served and served != self.api_version and not self._fell_forward:
+            self._fell_forward = True
+            log.warning(
+                "shopify source %s: Shopify answered with API version %s, not %s (no longer supported); "
+                "set spec.shopifyApiVersion to a supported version",
+                self.name,
+                served,
+                self.api_version,
             )
         try:
             payload = response.json()
@@ -146,7 +170,7 @@ class ShopifySource:
         for location in location_ids:
             after: str | None = None
             while True:
-                variables = {"location": location, "first": PAGE_SIZE, "after": after}
+                variables = {"location": location, "first": LEVELS_PAGE_SIZE, "after": after}
                 try:
                     data = await self._query(LEVELS_QUERY, variables)
                 except ProviderError as exc:

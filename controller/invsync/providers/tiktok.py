@@ -1,10 +1,7 @@
 """TikTok Shop Open API 202309 as a sales channel.
 
-Codes used here (the sandbox answers with the same ones):
-- 36009002 rate limited (HTTP 429), 105002 access token expired (refreshable), 105001 access token
-  invalid, 106001 sign invalid (both HTTP 401) are TikTok's published codes.
-- 106002 timestamp outside the 5-minute window and 12052900 "multi-warehouse inventory is not
-  enabled for this shop" are our choice: TikTok documents the behaviour but we found no public code.
+Every limit and code below is TikTok's published one; docs/platforms.md names the doc page of each
+and marks the few choices made where no page says.
 """
 
 from __future__ import annotations
@@ -15,8 +12,8 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,19 +29,27 @@ PLATFORM = "tiktok"
 VERSION = "202309"
 WAREHOUSES_PATH = f"/logistics/{VERSION}/warehouses"
 SEARCH_PATH = f"/product/{VERSION}/products/search"
+INVENTORY_SEARCH_PATH = f"/product/{VERSION}/inventory/search"
 UPDATE_PATH = f"/product/{VERSION}/products/{{product_id}}/inventory/update"
 REFRESH_PATH = "/api/v2/token/refresh"
-PAGE_SIZE = 100
-SKU_FILTER_MAX = 100  # seller_skus per products search
+PAGE_SIZE = 100  # search-products: page_size [1-100]
+SELLER_SKUS_MAX = 10  # search-products: seller_skus per search (12019027)
+SEARCH_RESULTS_MAX = 10_000  # search-products: results of one search (12052180)
+INVENTORY_SKUS_MAX = 600  # inventory-search: sku_ids per request
+WRITABLE_STATUS = "ACTIVATE"  # update-inventory: only products in this status take updates
+REFRESH_BEFORE = 86_400  # refresh an access token (7-day lifetime) once less than a day is left
 
 CODE_OK = 0
 CODE_RATE_LIMITED = 36009002
 CODE_TOKEN_EXPIRED = 105002
-CODE_TOKEN_INVALID = 105001
 CODE_SIGN_INVALID = 106001
-CODE_TIMESTAMP_INVALID = 106002
-CODE_MULTI_WAREHOUSE_REFUSED = 12052900
-AUTH_CODES = frozenset({CODE_TOKEN_EXPIRED, CODE_TOKEN_INVALID, CODE_SIGN_INVALID, CODE_TIMESTAMP_INVALID})
+CODE_CREDENTIALS_INVALID = 36009004  # app_key, token or timestamp invalid, signature missing
+CODE_SCOPE_DENIED = 105005
+CODE_MULTI_WAREHOUSE_REFUSED = 12052094
+CODE_WAREHOUSES_INCOMPLETE = 12019028
+CODE_SELLER_SKUS_MAX = 12019027
+CODE_SEARCH_RESULTS_MAX = 12052180
+AUTH_CODES = frozenset({CODE_TOKEN_EXPIRED, CODE_SIGN_INVALID, CODE_CREDENTIALS_INVALID, CODE_SCOPE_DENIED})
 
 # The production auth host differs from the API host; any other endpoint (the sandbox) serves both.
 AUTH_HOSTS = {"open-api.tiktokglobalshop.com": "https://auth.tiktok-shops.com"}
@@ -58,10 +63,23 @@ def sign(app_secret: str, path: str, params: Mapping[str, str], body: bytes = b"
     return hmac.new(app_secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-# The newest refreshed (access, refresh) token pair of a shop, by (endpoint, shop cipher, the Secret's
-# access token). A refresh replaces the shop's previous token, so clients of one shop (two rules on a
-# Store) that each refreshed on their own would keep expiring each other's token.
-_REFRESHED: dict[tuple[str, str, str], tuple[str, str]] = {}
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """A refreshed access token, its refresh token and when the access token expires (unix time)."""
+
+    access_token: str
+    refresh_token: str
+    access_token_expire_in: int
+
+
+# Called with every refreshed pair, so it outlives the process (the operator writes it to the Store's
+# Secret); a failure is logged, the refreshed pair is used anyway.
+TokenSink = Callable[[TokenPair], Awaitable[None]]
+
+# The newest refreshed pair of a shop, by (endpoint, shop cipher, the Secret's access token). A refresh
+# replaces the shop's previous token, so clients of one shop (two rules on a Store) that each
+# refreshed on their own would keep expiring each other's token.
+_REFRESHED: dict[tuple[str, str, str], TokenPair] = {}
 _REFRESH_LOCKS: dict[tuple[int, tuple[str, str, str]], asyncio.Lock] = {}  # by event loop, then key
 
 
@@ -71,6 +89,7 @@ class Credentials:
     app_secret: str
     access_token: str
     refresh_token: str = ""
+    access_token_expire_in: int = 0  # unix time; 0: unknown (refreshed only once TikTok says expired)
 
 
 def _code(response: httpx.Response) -> int | None:
@@ -107,6 +126,7 @@ class TikTokChannel:
         burst: int,
         client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
+        on_refresh: TokenSink | None = None,
     ) -> None:
         self.store = store
         self.endpoint = endpoint.rstrip("/")
@@ -114,7 +134,8 @@ class TikTokChannel:
         self._token_key = (self.endpoint, shop_cipher, credentials.access_token)
         self.creds = replace(credentials)
         if self._token_key in _REFRESHED:
-            self.creds.access_token, self.creds.refresh_token = _REFRESHED[self._token_key]
+            self._use(_REFRESHED[self._token_key])
+        self._on_refresh = on_refresh
         host = urlsplit(self.endpoint).hostname or ""
         self.auth_endpoint = AUTH_HOSTS.get(host, self.endpoint)
         self.transport = Transport(
@@ -133,6 +154,10 @@ class TikTokChannel:
     async def aclose(self) -> None:
         await self.transport.aclose()
 
+    def _use(self, pair: TokenPair) -> None:
+        self.creds.access_token, self.creds.refresh_token = pair.access_token, pair.refresh_token
+        self.creds.access_token_expire_in = pair.access_token_expire_in
+
     def _build(self, method: str, path: str, query: Mapping[str, str], payload: Any) -> httpx.Request:
         params = {
             **query,
@@ -150,6 +175,10 @@ class TikTokChannel:
             headers={"x-tts-access-token": self.creds.access_token, "content-type": "application/json"},
         )
 
+    def _expiring(self) -> bool:
+        expires = self.creds.access_token_expire_in
+        return bool(self.creds.refresh_token and expires and time.time() >= expires - REFRESH_BEFORE)
+
     async def _call(
         self,
         operation: str,
@@ -159,8 +188,11 @@ class TikTokChannel:
         payload: Any = None,
     ) -> dict[str, Any]:
         """One API call; returns the envelope (code 0 or a refusal the caller judges) after auth and
-        token refresh are dealt with."""
+        token refresh are dealt with: before expiry when the expiry is known, else on 105002."""
         refreshed = False
+        if self._expiring():
+            await self._refresh(expired=self.creds.access_token)
+            refreshed = True
         while True:
             response = await self.transport.send(
                 operation, lambda: self._build(method, path, query or {}, payload), hint=_rate_limit_hint
@@ -192,19 +224,30 @@ class TikTokChannel:
             return envelope
 
     async def _refresh(self, expired: str) -> None:
-        """Exchange the refresh token for a new access token, shared with every client of the shop in
-        this process (the Secret keeps the expired one); one refresh at a time per shop, and none
-        when another client already replaced the `expired` token."""
+        """Exchange the refresh token for a new pair, shared with every client of the shop in this
+        process and handed to the token sink; one refresh at a time per shop, and none when another
+        client already replaced the `expired` token."""
         key = (id(asyncio.get_running_loop()), self._token_key)
         async with _REFRESH_LOCKS.setdefault(key, asyncio.Lock()):
             newest = _REFRESHED.get(self._token_key)
-            if newest is not None and newest[0] != expired:
-                self.creds.access_token, self.creds.refresh_token = newest
+            if newest is not None and newest.access_token != expired:
+                self._use(newest)
                 return
-            await self._exchange()
-            _REFRESHED[self._token_key] = (self.creds.access_token, self.creds.refresh_token)
+            pair = await self._exchange()
+            self._use(pair)
+            _REFRESHED[self._token_key] = pair
+            if self._on_refresh is not None:
+                try:
+                    await self._on_refresh(pair)
+                except Exception as exc:  # the pair works in this process either way
+                    log.warning(
+                        "tiktok store %s: refreshed token not saved (%s: %s); a restart refreshes again",
+                        self.store,
+                        type(exc).__name__,
+                        redact(str(exc)),
+                    )
 
-    async def _exchange(self) -> None:
+    async def _exchange(self) -> TokenPair:
         params = {
             "app_key": self.creds.app_key,
             "app_secret": self.creds.app_secret,
@@ -221,17 +264,18 @@ class TikTokChannel:
             token = data["access_token"] if isinstance(data, dict) else None
         except (ValueError, KeyError, TypeError, AttributeError):
             token = None
-        if not isinstance(token, str) or not token:
+        if not isinstance(data, dict) or not isinstance(token, str) or not token:
             raise self.transport.error(
                 AuthError, "token_refresh", f"the refresh token was refused (HTTP {response.status_code})"
             )
-        new_refresh = data.get("refresh_token") if isinstance(data, dict) else None
+        new_refresh = data.get("refresh_token")
         new_refresh = (
             new_refresh if isinstance(new_refresh, str) and new_refresh else self.creds.refresh_token
         )
+        expires = data.get("access_token_expire_in")
         SECRETS.add([token, new_refresh])  # before either can reach a log line
-        self.creds.access_token, self.creds.refresh_token = token, new_refresh
         log.info("tiktok store %s: access token refreshed", self.store)
+        return TokenPair(token, new_refresh, expires if isinstance(expires, int) else 0)
 
     async def list_warehouses(self) -> list[ChannelWarehouse]:
         envelope = await self._call("warehouses", "GET", WAREHOUSES_PATH)
@@ -255,57 +299,85 @@ class TikTokChannel:
             )
 
     async def list_listings(self, seller_skus: Collection[str] | None = None) -> list[Listing]:
-        """Every slot of the shop, or of these seller SKUs only (searched 100 at a time).
+        """Every slot of the shop, or of these seller SKUs only (searched 10 at a time).
 
-        All pages or nothing: a page failing after the first raises PartialReadError.
+        A shop with more products than one search returns is read in create_time windows, halved
+        until each fits. All or nothing: a page failing after the first raises PartialReadError,
+        as does a window whose product count differs from its total_count.
         """
-        wanted = sorted(set(seller_skus)) if seller_skus is not None else None
-        filters = (
-            [{}]
-            if wanted is None
-            else [
-                {"seller_skus": wanted[i : i + SKU_FILTER_MAX]} for i in range(0, len(wanted), SKU_FILTER_MAX)
-            ]
-        )
-        listings: list[Listing] = []
-        pages = 0
-        for body in filters:
-            token = ""
-            products = 0
-            total: int | None = None
-            while True:
-                query = {"page_size": str(PAGE_SIZE)} | ({"page_token": token} if token else {})
-                try:
-                    envelope = await self._call("products_search", "POST", SEARCH_PATH, query, body)
-                    self._expect_ok("products_search", envelope)
-                except ProviderError as exc:
-                    if pages == 0:
-                        raise
+        read = _Read()
+        if seller_skus is not None:
+            wanted = sorted(set(seller_skus))
+            for i in range(0, len(wanted), SELLER_SKUS_MAX):
+                if not await self._search(read, {"seller_skus": wanted[i : i + SELLER_SKUS_MAX]}):
                     raise self.transport.error(
-                        PartialReadError, "products_search", f"page {pages + 1} failed, nothing read: {exc}"
-                    ) from exc
-                data = envelope.get("data") or {}
-                pages += 1
-                if total is None and isinstance(data.get("total_count"), int):
-                    total = data["total_count"]
-                for product in data.get("products", []):
-                    products += 1
-                    listings += self._slots(product)
-                token = str(data.get("next_page_token") or "")
-                if not token:
-                    break
-            if total is not None and products != total:
+                        PartialReadError,
+                        "products_search",
+                        "a search by seller SKUs matched too many products",
+                    )
+            keep = set(wanted)
+            return [x for x in read.listings if x.sku in keep]  # a product's other SKUs were not asked for
+        windows: list[dict[str, int]] = [{}]  # the whole shop first: most shops fit in one search
+        now = int(time.time())
+        while windows:
+            window = windows.pop()
+            if await self._search(read, window):
+                continue
+            lo, hi = window.get("create_time_ge", 0), window.get("create_time_le", now)
+            if lo >= hi:
                 raise self.transport.error(
                     PartialReadError,
                     "products_search",
-                    f"read {products} products but the shop reports {total}",
+                    f"more than {SEARCH_RESULTS_MAX} products created at {lo}: the search cannot list them",
                 )
-        if wanted is not None:
-            keep = set(wanted)
-            listings = [x for x in listings if x.sku in keep]  # a product's other SKUs were not asked for
-        return listings
+            mid = (lo + hi) // 2
+            windows += [
+                {"create_time_ge": mid + 1, "create_time_le": hi},
+                {"create_time_ge": lo, "create_time_le": mid},
+            ]
+        return read.listings
+
+    async def _search(self, read: _Read, body: dict[str, Any]) -> bool:
+        """Read every page of one search into `read`; False (nothing kept) when the search matches
+        more products than one search returns."""
+        token = ""
+        listings: list[Listing] = []
+        products = 0
+        total: int | None = None
+        while True:
+            query = {"page_size": str(PAGE_SIZE)} | ({"page_token": token} if token else {})
+            try:
+                envelope = await self._call("products_search", "POST", SEARCH_PATH, query, body)
+                if envelope.get("code") == CODE_SEARCH_RESULTS_MAX and not token:
+                    return False
+                self._expect_ok("products_search", envelope)
+            except ProviderError as exc:
+                if read.pages == 0:
+                    raise
+                raise self.transport.error(
+                    PartialReadError, "products_search", f"page {read.pages + 1} failed, nothing read: {exc}"
+                ) from exc
+            data = envelope.get("data") or {}
+            read.pages += 1
+            if total is None and isinstance(data.get("total_count"), int):
+                total = data["total_count"]
+                if total > SEARCH_RESULTS_MAX:
+                    return False
+            for product in data.get("products", []):
+                products += 1
+                listings += self._slots(product)
+            token = str(data.get("next_page_token") or "")
+            if not token:
+                break
+        if total is not None and products != total:
+            raise self.transport.error(
+                PartialReadError, "products_search", f"read {products} products but the shop reports {total}"
+            )
+        read.listings += listings
+        return True
 
     def _slots(self, product: dict[str, Any]) -> list[Listing]:
+        status = str(product.get("status", ""))
         return [
             Listing(
                 store=self.store,
@@ -314,44 +386,121 @@ class TikTokChannel:
                 sku_id=str(sku["id"]),
                 channel_warehouse_id=str(slot["warehouse_id"]),
                 quantity=int(slot.get("quantity", 0)),
+                status=status,
+                writable=status == WRITABLE_STATUS,
             )
             for sku in product.get("skus", [])
             for slot in sku.get("inventory", [])
         ]
 
-    async def push(self, product_id: str, updates: Sequence[SlotUpdate]) -> list[PushOutcome]:
-        """One inventory update for the product; ``data.errors[]`` fail only the SKUs they name.
+    async def _live_inventory(self, sku_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """sku id -> warehouse id -> available quantity, as TikTok holds it now."""
+        live: dict[str, dict[str, int]] = {}
+        for i in range(0, len(sku_ids), INVENTORY_SKUS_MAX):
+            body = {"sku_ids": list(sku_ids[i : i + INVENTORY_SKUS_MAX])}
+            envelope = await self._call("inventory_search", "POST", INVENTORY_SEARCH_PATH, None, body)
+            self._expect_ok("inventory_search", envelope)
+            for product in (envelope.get("data") or {}).get("inventory", []) or []:
+                for sku in product.get("skus", []) or []:
+                    live[str(sku["id"])] = {
+                        str(w["warehouse_id"]): int(w.get("available_quantity", 0))
+                        for w in sku.get("warehouse_inventory", []) or []
+                    }
+        return live
 
-        A refusal of the whole request fails every slot; auth, rate-limit and availability problems
-        raise (nothing is known about the slots then).
+    async def push(self, product_id: str, updates: Sequence[SlotUpdate]) -> list[PushOutcome]:
+        """One inventory update for the product, each SKU with every warehouse TikTok assigns it.
+
+        Carried slots (sent only because TikTok takes a SKU's warehouses together) are re-read just
+        before the write and sent at the value TikTok holds now, so a value read minutes ago cannot
+        undo a sale made since (docs/platforms.md, "Every warehouse of a SKU"). ``data.errors[]``
+        fail only the SKUs they name; a refusal of the whole request fails every slot; auth,
+        rate-limit and availability problems raise (nothing is known about the slots then).
         """
         if not updates:
             return []
-        by_sku: dict[str, list[dict[str, Any]]] = {}
+        by_sku: dict[str, list[SlotUpdate]] = {}
         for u in updates:
-            by_sku.setdefault(u.sku_id, []).append(
-                {"warehouse_id": u.channel_warehouse_id, "quantity": u.quantity}
-            )
-        payload = {"skus": [{"id": sku_id, "inventory": inv} for sku_id, inv in by_sku.items()]}
+            by_sku.setdefault(u.sku_id, []).append(u)
+        outcomes: list[PushOutcome] = []
+        carried = [sku_id for sku_id, group in by_sku.items() if any(u.carried for u in group)]
+        if carried:
+            try:
+                live = await self._live_inventory(carried)
+            except ProviderError as exc:
+                if type(exc) is not ProviderError:  # auth, rate limit, availability: raise as documented
+                    raise
+                return [PushOutcome(u, False, f"re-read before the write failed: {exc}") for u in updates]
+            for sku_id in carried:
+                group, now = by_sku[sku_id], live.get(sku_id, {})
+                if set(now) != {u.channel_warehouse_id for u in group}:
+                    del by_sku[sku_id]
+                    message = (
+                        f"the SKU's warehouses changed since the read (now {sorted(now) or 'none'}); "
+                        "not written, the next sync reads it again"
+                    )
+                    outcomes += [PushOutcome(u, False, message) for u in group]
+                    continue
+                by_sku[sku_id] = [
+                    replace(u, quantity=now[u.channel_warehouse_id]) if u.carried else u for u in group
+                ]
+        if not by_sku:
+            return outcomes
+        return outcomes + await self._update(product_id, by_sku)
+
+    async def _update(self, product_id: str, by_sku: dict[str, list[SlotUpdate]]) -> list[PushOutcome]:
+        sent = [u for group in by_sku.values() for u in group]
+        payload = {
+            "skus": [
+                {
+                    "id": sku_id,
+                    "inventory": [
+                        {"warehouse_id": u.channel_warehouse_id, "quantity": u.quantity} for u in group
+                    ],
+                }
+                for sku_id, group in by_sku.items()
+            ]
+        }
         path = UPDATE_PATH.format(product_id=product_id)
         envelope = await self._call("inventory_update", "POST", path, None, payload)
         code = envelope.get("code")
         message = redact(str(envelope.get("message", "")))
         if code == CODE_MULTI_WAREHOUSE_REFUSED:
             raise MultiWarehouseRefusedError(
-                f"tiktok store {self.store}: {message} (code {code}); the shop is not whitelisted for "
-                "multi-warehouse inventory",
+                f"tiktok store {self.store}: the shop has no multi-warehouse permission (code {code}), so "
+                "TikTok takes stock for its default warehouse only; ask TikTok Shop to enable multiple "
+                "warehouses for the shop, or map only the default warehouse in the Store",
                 platform=PLATFORM,
                 operation="inventory_update",
                 code=str(code),
             )
         if code != CODE_OK:
-            return [PushOutcome(u, False, f"{message} (code {code})") for u in updates]
-        failed: dict[str, str] = {}
-        for err in (envelope.get("data") or {}).get("errors", []) or []:
-            detail = err.get("detail") or {}
-            sku_id = str(detail.get("sku_id", ""))
-            failed[sku_id] = redact(f"{err.get('message', '')} (code {err.get('code')})")
+            return [PushOutcome(u, False, f"{message} (code {code})") for u in sent]
+        failed = dict(_sku_errors((envelope.get("data") or {}).get("errors") or []))
         if "" in failed:  # an error naming no SKU cannot be attributed: every slot is in doubt
-            return [PushOutcome(u, False, failed[""]) for u in updates]
-        return [PushOutcome(u, u.sku_id not in failed, failed.get(u.sku_id, "")) for u in updates]
+            return [PushOutcome(u, False, failed[""]) for u in sent]
+        return [PushOutcome(u, u.sku_id not in failed, failed.get(u.sku_id, "")) for u in sent]
+
+
+@dataclass(slots=True)
+class _Read:
+    """What one all-or-nothing listing read has gathered so far."""
+
+    listings: list[Listing] = field(default_factory=list)
+    pages: int = 0
+
+
+def _sku_errors(errors: Sequence[Any]) -> Iterator[tuple[str, str]]:
+    """(sku id, message) per ``data.errors[]`` entry, its per-warehouse ``extra_errors`` included."""
+    for err in errors:
+        if not isinstance(err, dict):
+            yield "", redact(str(err))
+            continue
+        detail = err.get("detail") or {}
+        parts = [f"{err.get('message', '')} (code {err.get('code')})"]
+        parts += [
+            f"warehouse {x.get('warehouse_id', '?')}: {x.get('message', '')} (code {x.get('code')})"
+            for x in detail.get("extra_errors") or []
+            if isinstance(x, dict)
+        ]
+        yield str(detail.get("sku_id", "")), redact("; ".join(parts))

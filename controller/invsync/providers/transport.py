@@ -8,17 +8,19 @@ caller passes its own. Requests are rebuilt by a callback on every attempt so th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import functools
 import logging
+import math
 import random
 import re
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -28,53 +30,98 @@ from .base import ProviderError, RateLimitedError, UnavailableError
 log = logging.getLogger("invsync.providers")
 
 REDACTED = "***"
-_MIN_SECRET_LEN = 4  # shorter values would redact ordinary words; credentials are never this short
+_MIN_SECRET_LEN = 4  # shorter values would redact ordinary text; credentials are never this short
+# Query parameters that carry a credential on the platforms we call (docs/security.md, "Log scrubbing")
+_CREDENTIAL_PARAMS = frozenset({"access_token", "app_secret", "auth_code", "client_secret", "refresh_token"})
 
 
-class _SecretRegistry:
-    """Every credential value any provider has held, scrubbed from every log record at its creation.
+class Redactor:
+    """Credential values, replaced by exact value in a text that may hold one."""
 
-    httpx logs full request URLs at INFO level, and TikTok's token refresh carries app_secret and
-    refresh_token in the query string; a record factory (unlike a logger filter) also covers child
-    loggers such as httpcore.http11 and whatever handlers the application installs.
-    """
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: frozenset[str] = frozenset()
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
-        self._factory = logging.getLogRecordFactory()
-        logging.setLogRecordFactory(self._record)
+        self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
         new = {v for v in values if len(v) >= _MIN_SECRET_LEN} - self._values
         if not new:
             return
         with self._lock:
-            self._values |= new
+            self._values = self._values | new
             ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values
 
     def redact(self, text: str) -> str:
         pattern = self._pattern
         return pattern.sub(REDACTED, text) if pattern is not None else text
 
-    def _record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = self._factory(*args, **kwargs)
-        if self._pattern is not None:
-            message = record.getMessage()
-            redacted = self.redact(message)
-            if redacted != message:
-                record.msg, record.args = redacted, ()
-        return record
+
+# The credentials of the transport that sent this task's last request: a provider judging a response
+# redacts the platform's message with them (`redact`), and a token it receives is added to them.
+_SENDER: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar("invsync_sender", default=None)
+
+
+class _SecretRegistry(Redactor):
+    """Every credential value any provider has held. Credentials are scrubbed by exact value where one
+    can appear: the query of a request URL (httpx logs it at INFO, and TikTok's token refresh carries
+    app_secret and refresh_token there) and the text of a provider error (a platform may echo what it
+    was sent), the latter with the credentials of the store or source it came from only. Nothing else
+    is rewritten: a tenant whose Secret holds an ordinary word ("failed", "SyncRule") must not blank
+    that word in other tenants' log lines and errors."""
+
+    def add(self, values: Iterable[str], *, received: bool = True) -> None:
+        """Register `values`; `received` (a token a response just delivered) also gives them to the
+        transport that received it, so its own errors hide them."""
+        values = list(values)
+        super().add(values)
+        sender = _SENDER.get()
+        if received and sender is not None:
+            sender.add(values)
 
 
 SECRETS = _SecretRegistry()
 
 
 def redact(text: str) -> str:
-    """Remove every registered credential from a text bound for a log line or an exception."""
-    return SECRETS.redact(text)
+    """Remove credentials from a provider error's text bound for a log line, an Event or a status:
+    those of the transport that sent this task's last request, or every one known without it."""
+    return (_SENDER.get() or SECRETS).redact(text)
+
+
+def redact_url(url: object) -> str:
+    """`url` with the value of each query parameter that names a credential, or equals one, replaced."""
+    text = str(url)
+    base, sep, query = text.partition("?")
+    if not sep:
+        return text
+    query, hash_sign, fragment = query.partition("#")
+    params = []
+    for param in query.split("&"):
+        name, eq, value = param.partition("=")
+        if eq and (
+            urllib.parse.unquote_plus(name) in _CREDENTIAL_PARAMS
+            or urllib.parse.unquote_plus(value) in SECRETS
+        ):
+            param = f"{name}={REDACTED}"
+        params.append(param)
+    return f"{base}?{'&'.join(params)}{hash_sign}{fragment}"
+
+
+class _RequestLineFilter(logging.Filter):
+    """Scrubs the URL of httpx's ``HTTP Request: GET <url> ...`` lines, whatever handler prints them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RequestLineFilter())
 
 
 class TokenBucket:
@@ -85,16 +132,28 @@ class TokenBucket:
     """
 
     def __init__(self, rate: float, capacity: float) -> None:
-        if rate <= 0 or capacity < 1:
-            raise ValueError("rate must be > 0 and capacity >= 1")
+        self._check(rate, capacity)
         self.rate, self.capacity = rate, float(capacity)
         self.tokens, self.stamp = self.capacity, time.monotonic()
+
+    @staticmethod
+    def _check(rate: float, capacity: float) -> None:
+        if not (math.isfinite(rate) and rate > 0 and math.isfinite(capacity) and capacity >= 1):
+            raise ValueError(f"rate {rate!r} must be > 0 and capacity {capacity!r} >= 1")
 
     def refill(self) -> float:
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         return self.tokens
+
+    def configure(self, rate: float, capacity: float) -> None:
+        """A new rate and capacity from now on; reservations booked at the old rate are forgotten (their
+        waits were bounded by it), so a rate set too low and then raised takes effect at once."""
+        self._check(rate, capacity)
+        self.refill()
+        self.rate, self.capacity = rate, float(capacity)
+        self.tokens = min(max(self.tokens, 0.0), self.capacity)
 
     def take(self, amount: float = 1.0) -> bool:
         """Take ``amount`` now if the bucket holds it (a server refusing rather than queueing)."""
@@ -115,13 +174,25 @@ class TokenBucket:
             await asyncio.sleep(wait)
 
 
+# A Store's rateLimit bounds (api/kinds.py RateLimit): a request waits at most 1/MIN_RATE seconds per
+# request queued before it, whatever a manifest admitted before the bounds existed says.
+MIN_RATE, MAX_RATE, MAX_BURST = 0.1, 10000.0, 10000
+
 # One bucket per store (key chosen by the provider), whatever number of clients the operator builds.
-_BUCKETS: dict[tuple[str, float, int], TokenBucket] = {}
+_BUCKETS: dict[str, TokenBucket] = {}
 
 
 def shared_bucket(key: str, rate: float, burst: int) -> TokenBucket:
-    """The bucket of ``key`` at this rate; a changed rate or burst starts a new one."""
-    return _BUCKETS.setdefault((key, rate, burst), TokenBucket(rate, burst))
+    """The bucket of ``key``, set to this rate and burst (clamped to the Store's bounds): a changed rate
+    takes effect on the next client built, with no restart."""
+    rate = min(max(rate, MIN_RATE), MAX_RATE) if math.isfinite(rate) else MIN_RATE
+    burst = min(max(burst, 1), MAX_BURST)
+    bucket = _BUCKETS.get(key)
+    if bucket is None:
+        bucket = _BUCKETS[key] = TokenBucket(rate, burst)
+    elif (bucket.rate, bucket.capacity) != (rate, float(burst)):
+        bucket.configure(rate, burst)
+    return bucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +253,9 @@ class Transport:
     ) -> None:
         self.platform = platform
         self.retry = retry or RetryPolicy()
-        SECRETS.add(secrets)
+        secrets = list(secrets)
+        SECRETS.add(secrets, received=False)  # another store's transport may be this task's sender
+        self.redactor = Redactor(secrets)
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
             verify=_tls_context(),
@@ -191,6 +264,14 @@ class Transport:
         )
         self._bucket = limit
 
+    def _learn(self, request: httpx.Request) -> None:
+        """Add to this transport's redactor the registered credentials its request carries (a token
+        another client of the shop refreshed is one), so its errors hide them too."""
+        values = [v for _, v in request.url.params.multi_items()]
+        for _, value in request.headers.items():
+            values += (value, value.partition(" ")[2])  # "Bearer <token>"
+        self.redactor.add(v for v in values if v in SECRETS)
+
     async def aclose(self) -> None:
         if self._own_client:
             await self.client.aclose()
@@ -198,7 +279,7 @@ class Transport:
     def error(self, cls: type[ProviderError], operation: str, message: str, code: str = "") -> ProviderError:
         """A provider error whose message is guaranteed free of credentials."""
         return cls(
-            redact(f"{self.platform} {operation}: {message}"),
+            self.redactor.redact(f"{self.platform} {operation}: {message}"),
             platform=self.platform,
             operation=operation,
             code=code,
@@ -214,10 +295,12 @@ class Transport:
         """Send with rate limiting and retries; returns the first final response (any status)."""
         last = ""
         limited = False
+        _SENDER.set(self.redactor)  # left set: the caller judges the response (see `redact`)
         for attempt in range(self.retry.attempts):
             if self._bucket is not None:
                 await self._bucket.acquire()
             request = build()
+            self._learn(request)
             try:
                 response = await self.client.send(request)
             except httpx.TimeoutException as exc:
@@ -246,7 +329,7 @@ class Transport:
                 self.platform,
                 operation,
                 request.url.path,
-                redact(last),
+                self.redactor.redact(last),
                 attempt + 1,
                 self.retry.attempts - 1,
                 wait,

@@ -27,6 +27,20 @@ TIMESTAMP_HEADER = "X-Invsync-Timestamp"
 SHOPIFY_HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 SHOPIFY_TOPIC_HEADER = "X-Shopify-Topic"
 SHOPIFY_INVENTORY_TOPIC = "inventory_levels/update"
+# The header that signs a delivery, per InventorySource provider: a request without it is refused
+# before the source's Secret is read (an unsigned flood must cost the API server nothing).
+SIGNATURE_HEADERS = {"http": SIGNATURE_HEADER, "shopify": SHOPIFY_HMAC_HEADER}
+
+
+def check_signature_header(provider: str, headers: Mapping[str, str]) -> None:
+    """Refuse (401) a delivery whose signature header is missing or not ASCII, before any Secret is read:
+    a valid signature is hex or base64, and hmac.compare_digest raises on a non-ASCII str."""
+    name = SIGNATURE_HEADERS[provider]
+    value = _lower(headers).get(name.lower(), "")
+    if not value.strip():
+        raise WebhookRejectedError(f"missing {name} header", status=401)
+    if not value.isascii():
+        raise WebhookRejectedError(f"{name} is not ASCII (a signature is hex or base64)", status=401)
 
 
 class StockItem(BaseModel):
@@ -83,15 +97,14 @@ def parse_generic(
 ) -> list[StockRecord]:
     """Verify and parse a generic delivery; the signature is checked before anything is parsed."""
     _check_size(body)
+    check_signature_header("http", headers)
     h = _lower(headers)
-    signature = h.get(SIGNATURE_HEADER.lower())
-    if not signature:
-        raise WebhookRejectedError(f"missing {SIGNATURE_HEADER} header", status=401)
+    signature = h[SIGNATURE_HEADER.lower()]
     if not hmac.compare_digest(signature.strip(), sign_generic(body, secret)):
         raise WebhookRejectedError(f"{SIGNATURE_HEADER} does not match the body (wrong secret?)", status=401)
     stamp = h.get(TIMESTAMP_HEADER.lower(), "")
     try:
-        sent = float(stamp)
+        sent = float(stamp) if stamp.isascii() else math.nan  # float() also reads Arabic-Indic digits
     except ValueError:
         sent = math.nan
     if not math.isfinite(sent):  # "nan" would pass any age check, "inf" overflows int()
@@ -114,8 +127,9 @@ def parse_generic(
 def verify_shopify(headers: Mapping[str, str], body: bytes, secret: str) -> dict[str, Any]:
     """Verify a Shopify ``inventory_levels/update`` delivery and return its JSON payload."""
     _check_size(body)
+    check_signature_header("shopify", headers)
     h = _lower(headers)
-    signature = h.get(SHOPIFY_HMAC_HEADER.lower(), "")
+    signature = h[SHOPIFY_HMAC_HEADER.lower()]
     if not hmac.compare_digest(signature.strip(), sign_shopify(body, secret)):
         raise WebhookRejectedError(
             f"{SHOPIFY_HMAC_HEADER} does not match the body (wrong secret?)", status=401

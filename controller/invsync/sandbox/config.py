@@ -38,9 +38,25 @@ class TikTokSku(_Model):
     inventory: list[TikTokInventory] = Field(default_factory=list)
 
 
+ProductStatus = Literal[
+    "DRAFT",
+    "PENDING",
+    "FAILED",
+    "ACTIVATE",
+    "SELLER_DEACTIVATED",
+    "PLATFORM_DEACTIVATED",
+    "FREEZE",
+    "DELETED",
+]
+# Products without a create_time were created one second apart from this instant (2023-11-14).
+CREATE_TIME_BASE = 1_700_000_000
+
+
 class TikTokProduct(_Model):
     id: str = Field(min_length=1)
     title: str = ""
+    status: ProductStatus = "ACTIVATE"  # only ACTIVATE products take inventory updates
+    create_time: int | None = Field(default=None, ge=0)  # unix time; the search filters by it
     skus: list[TikTokSku] = Field(default_factory=list)
 
 
@@ -59,7 +75,8 @@ class TikTokGenerate(_Model):
     """Addition: synthetic listings for benchmarks and demos, without a huge config to validate.
 
     Listing ``k`` (product ``k // skusPerProduct``) has seller SKU ``sellerSku.format(k)`` and a slot
-    in every enabled sales warehouse; ids are ``gp{product}`` and ``gs{k}``.
+    in every enabled sales warehouse; ids are ``gp{product}`` and ``gs{k}``; product ``p`` was created
+    ``p`` seconds after CREATE_TIME_BASE.
     """
 
     products: int = Field(ge=0, le=10_000_000)
@@ -82,6 +99,8 @@ class TikTokShop(_Model):
     access_token: str = Field(min_length=1)
     refresh_token: str = ""  # addition: enables /api/v2/token/refresh for this shop
     access_token_expired: bool = Field(default=False, alias="accessTokenExpired")  # addition
+    # addition: unix time the access token expires (default: 7 days after the sandbox starts)
+    access_token_expire_in: int | None = Field(default=None, ge=0, alias="accessTokenExpireIn")
     multi_warehouse: bool = Field(default=True, alias="multiWarehouse")  # addition: the whitelist
     requests_per_second: float | None = Field(default=None, gt=0, alias="requestsPerSecond")  # addition
     warehouses: list[TikTokWarehouse] = Field(default_factory=list)
@@ -121,9 +140,17 @@ class Throttle(_Model):
     restore_rate: float = Field(default=100, gt=0, alias="restoreRate")
 
 
+# The Admin API versions Shopify supports in December 2026 (each for at least 12 months after release).
+SHOPIFY_API_VERSIONS = ["2026-01", "2026-04", "2026-07", "2026-10"]
+
+
 class ShopifyShop(_Model):
     shop: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     access_token: str = Field(min_length=1)
+    # addition: the versions served; an older one falls forward to the oldest, an unreleased one is 404
+    api_versions: list[Annotated[str, Field(pattern=r"^[0-9]{4}-(01|04|07|10)$")]] = Field(
+        default_factory=lambda: list(SHOPIFY_API_VERSIONS), min_length=1, alias="apiVersions"
+    )
     locations: list[ShopifyLocation] = Field(default_factory=list)
     items: list[ShopifyItem] = Field(default_factory=list)
     throttle: Throttle = Field(default_factory=Throttle)

@@ -18,7 +18,18 @@ from pydantic.alias_generators import to_camel
 
 from ..providers.shopify import ITEM_GID
 from ..providers.transport import TokenBucket
-from .config import ErpItem, SandboxConfig, Throttle, TikTokGenerate, TikTokShop, TikTokWarehouse, Webhook
+from .config import (
+    CREATE_TIME_BASE,
+    ErpItem,
+    SandboxConfig,
+    Throttle,
+    TikTokGenerate,
+    TikTokShop,
+    TikTokWarehouse,
+    Webhook,
+)
+
+TOKEN_LIFETIME = 7 * 86400  # TikTok's default access token lifetime (authorization-overview-202407)
 
 
 @dataclass(slots=True)
@@ -41,9 +52,17 @@ class TtProduct:
     id: str
     title: str
     skus: dict[str, TtSku]
+    status: str = "ACTIVATE"
+    create_time: int = CREATE_TIME_BASE
 
     def json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "skus": [s.json() for s in self.skus.values()]}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "create_time": self.create_time,
+            "skus": [s.json() for s in self.skus.values()],
+        }
 
 
 @dataclass(slots=True)
@@ -52,12 +71,14 @@ class TtShop:
     access_token: str
     refresh_token: str
     expired: bool
+    expire_in: int  # unix time the access token expires
     multi_warehouse: bool
     limiter: TokenBucket
     warehouses: dict[str, TikTokWarehouse]
     stale_tokens: set[str] = field(default_factory=set)  # replaced by a refresh: expired, not invalid
     products: dict[str, TtProduct] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # by create_time, then as configured: search order
+    times: list[int] = field(default_factory=list)  # create_time of each product in order (for bisect)
     position: dict[str, int] = field(default_factory=dict)  # product id -> index in order
     skus: dict[str, TtSku] = field(default_factory=dict)
     by_seller_sku: dict[str, list[TtSku]] = field(default_factory=dict)
@@ -69,25 +90,34 @@ class TtShop:
             access_token=cfg.access_token,
             refresh_token=cfg.refresh_token,
             expired=cfg.access_token_expired,
+            expire_in=cfg.access_token_expire_in or int(time.time()) + TOKEN_LIFETIME,
             multi_warehouse=cfg.multi_warehouse,
             limiter=TokenBucket(rps, max(1.0, rps)),
             warehouses={w.id: w for w in cfg.warehouses},
         )
-        for p in cfg.products:
-            product = TtProduct(p.id, p.title, {})
+        configured = []
+        for n, p in enumerate(cfg.products):
+            created = p.create_time if p.create_time is not None else CREATE_TIME_BASE + n
+            product = TtProduct(p.id, p.title, {}, p.status, created)
             for s in p.skus:
                 product.skus[s.id] = TtSku(
                     s.id, s.seller_sku, p.id, {i.warehouse_id: i.quantity for i in s.inventory}
                 )
+            configured.append(product)
+        for product in sorted(configured, key=lambda p: p.create_time):  # stable: ties as configured
             shop.add(product)
         if cfg.generate is not None:
             shop.generate(cfg.generate)
         return shop
 
     def add(self, product: TtProduct) -> None:
+        """Products come in create_time order (the search serves them so, by bisecting `times`)."""
+        if self.times and product.create_time < self.times[-1]:
+            raise ValueError(f"product {product.id}: added out of create_time order")
         self.products[product.id] = product
         self.position[product.id] = len(self.order)
         self.order.append(product.id)
+        self.times.append(product.create_time)
         for sku in product.skus.values():
             self.skus[sku.id] = sku
             self.by_seller_sku.setdefault(sku.seller_sku, []).append(sku)
@@ -99,6 +129,7 @@ class TtShop:
             if w.type == "SALES_WAREHOUSE" and w.effect_status == "ENABLED"
         ]
         per = gen.skus_per_product
+        base = max(CREATE_TIME_BASE, self.times[-1] + 1 if self.times else 0)  # after configured ones
         for p in range(gen.products):
             pid = f"gp{p}"
             skus = {}
@@ -106,7 +137,7 @@ class TtShop:
                 skus[f"gs{k}"] = TtSku(
                     f"gs{k}", gen.seller_sku.format(k), pid, dict.fromkeys(slots, gen.quantity)
                 )
-            self.add(TtProduct(pid, "", skus))
+            self.add(TtProduct(pid, "", skus, create_time=base + p))
 
     @property
     def default_warehouse(self) -> str | None:
@@ -130,6 +161,7 @@ class ShShop:
     throttle: Throttle
     webhook: Webhook | None
     bucket: TokenBucket
+    api_versions: list[str]
     items: dict[str, ShItem] = field(default_factory=dict)
     by_sku: dict[str, ShItem] = field(default_factory=dict)
     by_location: dict[str, list[ShItem]] = field(default_factory=dict)
@@ -231,6 +263,7 @@ class SandboxState:
                 throttle=sh.throttle,
                 webhook=sh.webhook or config.webhooks,
                 bucket=TokenBucket(sh.throttle.restore_rate, sh.throttle.maximum_available),
+                api_versions=list(sh.api_versions),
             )
             for it in sh.items:
                 item = shop.add_item(it.sku, it.tracked, it.inventory_policy)
@@ -260,7 +293,7 @@ class SandboxState:
         self.faults: list[Fault] = []
         self.requests: Counter[tuple[str, str, str]] = Counter()
         self.read_pages: Counter[str] = Counter()
-        self.writes = {"requests": 0, "slots": 0}
+        self.writes = {"requests": 0, "slots": 0, "changed": 0}
         self.webhooks_sent: Counter[str] = Counter()
         self._request_ids = 0
 
@@ -302,7 +335,7 @@ class SandboxState:
         self.requests.clear()
         self.read_pages.clear()
         self.webhooks_sent.clear()
-        self.writes = {"requests": 0, "slots": 0}
+        self.writes = {"requests": 0, "slots": 0, "changed": 0}
 
     def snapshot(self) -> dict[str, Any]:
         return {
