@@ -1,4 +1,4 @@
-"""Inventory and listing snapshot files (SPEC section 6), JSON or CSV with the same column names.
+"""Inventory and listing snapshot files (docs/interfaces.md), JSON or CSV with the same column names.
 
 Errors are one line naming the file, the row and the field. Rows are checked by hand rather than by
 pydantic: a snapshot of a large shop holds a million listings. The files are read strictly (a repeated

@@ -1,5 +1,5 @@
 """`invsync plan`, `diff` and `validate` run on files as a user runs them, on examples/ and on the
-SPEC section 2 worked examples."""
+worked examples of docs/rules.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Admission by the real API server (SPEC section 11): every malformed manifest in admission/reject/
+"""Admission by the real API server (docs/operations.md): every malformed manifest in admission/reject/
 is refused with a message naming the field (its ``# expect:`` lines), every boundary case in
 admission/accept/ is admitted unchanged and reads back as a valid model. The offline check of
 `invsync validate` must refuse the same manifests for the same field. Tests using the cluster are

@@ -1,5 +1,5 @@
 """The CRDs against the real kube-apiserver and kubectl: installation, examples, printer columns,
-field docs, the status subresource and ServiceAccount tokens (SPEC sections 1 and 10)."""
+field docs, the status subresource and ServiceAccount tokens (README, "Local control plane")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The generic HTTP inventory source of SPEC section 7, for an ERP or WMS.
+"""The generic HTTP inventory source of docs/interfaces.md, for an ERP or WMS.
 
 ``GET {endpoint}/v1/inventory?location=&cursor=&limit=`` pages with ``nextCursor``. ``GET
 {endpoint}/v1/locations`` (``{"locations": [{id, name, active}]}``) is an optional addition: a source

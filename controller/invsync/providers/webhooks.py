@@ -1,4 +1,4 @@
-"""Webhook verification: invsync's generic signed format (SPEC section 7) and Shopify's own.
+"""Webhook verification: invsync's generic signed format (docs/interfaces.md) and Shopify's own.
 
 The sandbox signs its deliveries with ``sign_generic`` / ``sign_shopify``, so the sender and the
 verifier share one definition of each format.

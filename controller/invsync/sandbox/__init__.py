@@ -1,1 +1,1 @@
-"""A loopback stand-in for TikTok Shop, Shopify and the generic HTTP source (SPEC section 8)."""
+"""A loopback stand-in for TikTok Shop, Shopify and the generic HTTP source (docs/platforms.md)."""

@@ -1,4 +1,4 @@
-"""The sandbox's YAML config (SPEC section 8, plus the additions documented per field)."""
+"""The sandbox's YAML config (docs/platforms.md, "The sandbox")."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def parser(prog: str = "invsync sandbox") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description="Serve TikTok Shop, Shopify and ERP fakes on loopback."
     )
-    p.add_argument("--config", required=True, help="sandbox YAML (SPEC section 8)")
+    p.add_argument("--config", required=True, help="sandbox YAML (docs/platforms.md)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
     return p
