@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from .api.loader import Manifests, load_and_validate
 from .engine import Diff, Plan, World, compute_plan, diff_plans, explain
+from .engine.selection import selection
 from .errors import InputError
 from .snapshots import load_inventory, load_listings
 
@@ -30,6 +31,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --------------------------------------------------------------------------- shared helpers
+
+
+def _load(paths: Sequence[str]) -> Manifests:
+    """The manifests, checked as `invsync validate` checks them: schemas, references, and what each
+    rule selects as the engine sees it (a selector matching nothing, a location read twice)."""
+    m = load_and_validate(paths)
+    for r in m.rules:
+        sel = selection(r, m.stores, m.warehouses)
+        for text in sel.empty_selectors:
+            field, _, what = text.partition(" matches ")
+            raise InputError(f"{m.where(r)}: spec.{field}: matches {what} in namespace {r.namespace!r}")
+        for where, names in sel.duplicate_locations:
+            source, _, location = where.partition("/")
+            raise InputError(
+                f"{m.where(r)}: spec.warehouses: Warehouses {names[0]!r} and {names[1]!r} both read "
+                f"location {location!r} of InventorySource {source!r}; a location is counted once per "
+                "rule, so the slots they feed would be held"
+            )
+    return m
 
 
 def _world(manifests: Manifests, inventory: str, listings: str, all_names: Sequence[Manifests] = ()) -> World:
@@ -73,7 +93,7 @@ def register_validate(sub: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    m = load_and_validate(args.files)
+    m = _load(args.files)
     print(
         f"ok: {len(m.sources)} InventorySource(s), {len(m.warehouses)} Warehouse(s), "
         f"{len(m.stores)} Store(s), {len(m.rules)} SyncRule(s)"
@@ -217,7 +237,7 @@ def _render_explanations(world: World, sku: str, output: str) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    world = _world(load_and_validate(args.files), args.inventory, args.listings)
+    world = _world(_load(args.files), args.inventory, args.listings)
     if args.explain:
         print(_render_explanations(world, args.explain, args.output))
     else:
@@ -272,8 +292,8 @@ def _render_diff(diff: Diff, output: str) -> str:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    base = load_and_validate(args.base)
-    head = load_and_validate(args.head)
+    base = _load(args.base)
+    head = _load(args.head)
     base_world = _world(base, args.inventory, args.listings, [head])
     head_world = World(head.rules, head.stores, head.warehouses, base_world.stock, base_world.listings)
     diff = diff_plans(compute_plan(base_world), compute_plan(head_world))

@@ -35,19 +35,23 @@ def test_a_single_mapping_naming_a_missing_warehouse_holds_its_slot_whatever_the
     assert (row.desired, row.reason) == (15, "ratio")
 
 
-def test_two_warehouses_on_one_location_hold_the_slots_they_both_feed_and_name_both() -> None:
-    shop = store("mw", {"c1": ["a", "b"], "c2": ["a"]})
-    r = rule("r", ["mw"], [{"name": "a"}, {"name": "b"}])
+def test_two_warehouses_on_one_location_hold_every_slot_either_feeds_and_name_both() -> None:
+    """A location counts at most once per rule (docs/rules.md, "Held slots"): c1 would read it twice,
+    and c2 (fed by a alone) would show it again next to b's copy elsewhere, so both are held."""
+    shop = store("mw", {"c1": ["a", "b"], "c2": ["a"], "c3": ["c"]})
+    r = rule("r", ["mw"], [{"name": "a"}, {"name": "b"}, {"name": "c"}])
     # a copy-paste: b is the same (source, location) as a
     w = world(
-        [r], [shop], [warehouse("a", "L1"), warehouse("b", "L1")], [stock("L1", "X", 100)],
-        [listing("mw", "X", "c1", 7), listing("mw", "X", "c2", 7)],
+        [r], [shop], [warehouse("a", "L1"), warehouse("b", "L1"), warehouse("c", "L2")],
+        [stock("L1", "X", 100), stock("L2", "X", 8)],
+        [listing("mw", "X", "c1", 7), listing("mw", "X", "c2", 7), listing("mw", "X", "c3", 7)],
     )  # fmt: skip
     plan = compute_plan(w).rules["r"]
-    assert [(row.channel_warehouse_id, row.desired) for row in plan.rows] == [("c2", 100)]  # counted once
-    assert plan.holds == [HeldSlots("mw", "duplicateLocation", ("a", "b"), 1, "src/L1")]
+    assert [(row.channel_warehouse_id, row.desired) for row in plan.rows] == [("c3", 8)]
+    assert plan.holds == [HeldSlots("mw", "duplicateLocation", ("a", "b"), 2, "src/L1")]
     assert "Warehouses a, b are the same location src/L1" in plan.holds[0].message
-    assert plan.counts()["mw"].held == 1 and plan.counts()["mw"].listings == 2
+    assert plan.counts()["mw"].held == 2 and plan.counts()["mw"].listings == 3
+    assert selection(r, [shop], w.warehouses).duplicate_locations == (("src/L1", ("a", "b")),)
 
 
 def test_every_listing_of_a_seller_sku_on_two_products_gets_its_quantity_and_the_sku_is_named() -> None:

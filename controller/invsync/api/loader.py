@@ -306,50 +306,10 @@ def _refs(m: Manifests) -> None:
             check(r, "spec.lowStock.preferredStore", "Store", r.spec.low_stock.preferred_store)
 
 
-# --------------------------------------------------------------------------- what each rule selects
-
-
-def _selections(m: Manifests) -> None:
-    """A selector that matches nothing, and two selected Warehouses on one location of a source (its
-    stock would count twice), are errors: the operator reports the first as a rule that is not Ready
-    and holds the slots of the second (docs/operations.md, "What a rule selects")."""
-    for r in m.rules:
-        stores = [s for s in m.stores if s.namespace == r.namespace]
-        warehouses = [w for w in m.warehouses if w.namespace == r.namespace]
-        selector = r.spec.stores.selector
-        if selector is not None and not any(selector.matches(s.metadata.labels) for s in stores):
-            raise InputError(
-                f"{m.where(r)}: spec.stores.selector: matches no Store in namespace {r.namespace!r}"
-            )
-        selected: dict[str, Warehouse] = {}
-        for i, entry in enumerate(r.spec.warehouses):
-            if entry.selector is None:
-                selected.update((w.name, w) for w in warehouses if w.name == entry.name)
-                continue
-            matched = [w for w in warehouses if entry.selector.matches(w.metadata.labels)]
-            if not matched:
-                raise InputError(
-                    f"{m.where(r)}: spec.warehouses[{i}].selector: matches no Warehouse "
-                    f"in namespace {r.namespace!r}"
-                )
-            selected.update((w.name, w) for w in matched)
-        by_location: dict[tuple[str, str], str] = {}
-        for name, w in sorted(selected.items()):
-            key = (w.spec.source_ref.name, w.spec.location_id)
-            if key in by_location:
-                raise InputError(
-                    f"{m.where(r)}: spec.warehouses: Warehouses {by_location[key]!r} and {name!r} both "
-                    f"read location {key[1]!r} of InventorySource {key[0]!r}; a location is counted once "
-                    "per rule, so the slots they feed would be held"
-                )
-            by_location[key] = name
-
-
 def validate(m: Manifests) -> None:
     """The CRD rules and the cross-resource checks; raises InputError on the first problem."""
     _cel(m)
     _refs(m)
-    _selections(m)
 
 
 def load_and_validate(paths: Sequence[str]) -> Manifests:

@@ -324,15 +324,6 @@ class _Stock:
                 records.append(r)
         self.by_sku = by_sku
 
-    def same_location(self, names: Collection[str]) -> tuple[str, list[str]] | None:
-        """("source/location", its Warehouses) for the first location two of `names` share."""
-        for source, locations in self.where.items():
-            for location, at in locations.items():
-                both = sorted(n for n in at if n in names)
-                if len(both) > 1:
-                    return f"{source}/{location}", both
-        return None
-
 
 def _fmt(numerator: int) -> str:
     """numerator / SCALE as an exact decimal."""
@@ -599,7 +590,9 @@ class _StorePlan:
         selected = {n: r for n, r in rule.ratios.items() if refs is None or n in refs}
         if not selected:  # e.g. a selector matching nothing: never zero a store for a typo
             return f"rule {rule.name} selects no Warehouse feeding channel warehouse {cw}: not managed"
-        twice = self.planner.stock.same_location(selected)
+        twice = next(
+            (d for d in rule.selection.duplicate_locations if not selected.keys().isdisjoint(d[1])), None
+        )
         if twice is not None:
             return _Held(_held_key("duplicateLocation", twice[1], twice[0]))
         eligible = self.planner.eligible

@@ -22,6 +22,9 @@ class Selection:
     # are held (nothing is known about their stock, so no quantity can be trusted).
     missing_warehouses: tuple[str, ...]
     empty_selectors: tuple[str, ...]  # "stores.selector matches no Store", "warehouses[1].selector ..."
+    # ("source/location", the selected Warehouses reading it) where two or more read one location: a
+    # location counts at most once per rule, so every slot they feed is held (docs/rules.md).
+    duplicate_locations: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def warehouses(self) -> tuple[str, ...]:
@@ -67,7 +70,14 @@ def selection(rule: SyncRule, stores: Sequence[Store], warehouses: Sequence[Ware
         missing += [
             r for m in own_stores[name].spec.warehouses for r in m.warehouse_refs if r not in wh_names
         ]
+    readers: dict[str, list[str]] = {}
+    for w in own_whs:
+        if w.name in ratios:
+            readers.setdefault(f"{w.spec.source_ref.name}/{w.spec.location_id}", []).append(w.name)
     return Selection(
+        duplicate_locations=tuple(
+            (where, tuple(sorted(names))) for where, names in sorted(readers.items()) if len(names) > 1
+        ),
         stores=chosen,
         ratios=ratios,
         missing_stores=tuple(n for n in names if n not in own_stores),
