@@ -21,7 +21,7 @@ import httpx
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
-from .transport import SECRETS, RetryPolicy, Transport, redact, shared_bucket
+from .transport import RetryPolicy, Transport, shared_bucket
 
 log = logging.getLogger("invsync.providers.tiktok")
 
@@ -133,8 +133,6 @@ class TikTokChannel:
         self.shop_cipher = shop_cipher
         self._token_key = (self.endpoint, shop_cipher, credentials.access_token)
         self.creds = replace(credentials)
-        if self._token_key in _REFRESHED:
-            self._use(_REFRESHED[self._token_key])
         self._on_refresh = on_refresh
         host = urlsplit(self.endpoint).hostname or ""
         self.auth_endpoint = AUTH_HOSTS.get(host, self.endpoint)
@@ -150,11 +148,15 @@ class TikTokChannel:
             limit=shared_bucket(f"{self.endpoint}|{shop_cipher}", rate, burst),
             retry=retry,
         )
+        if self._token_key in _REFRESHED:
+            self._use(_REFRESHED[self._token_key])
 
     async def aclose(self) -> None:
         await self.transport.aclose()
 
     def _use(self, pair: TokenPair) -> None:
+        """Take a refreshed pair (this client's or another client's of the shop); its errors hide it."""
+        self.transport.remember((pair.access_token, pair.refresh_token))
         self.creds.access_token, self.creds.refresh_token = pair.access_token, pair.refresh_token
         self.creds.access_token_expire_in = pair.access_token_expire_in
 
@@ -244,7 +246,7 @@ class TikTokChannel:
                         "tiktok store %s: refreshed token not saved (%s: %s); a restart refreshes again",
                         self.store,
                         type(exc).__name__,
-                        redact(str(exc)),
+                        self.transport.redactor.redact(str(exc)),
                     )
 
     async def _exchange(self) -> TokenPair:
@@ -273,7 +275,7 @@ class TikTokChannel:
             new_refresh if isinstance(new_refresh, str) and new_refresh else self.creds.refresh_token
         )
         expires = data.get("access_token_expire_in")
-        SECRETS.add([token, new_refresh])  # before either can reach a log line
+        self.transport.remember((token, new_refresh))  # before either can reach a log line
         log.info("tiktok store %s: access token refreshed", self.store)
         return TokenPair(token, new_refresh, expires if isinstance(expires, int) else 0)
 
@@ -464,7 +466,7 @@ class TikTokChannel:
         path = UPDATE_PATH.format(product_id=product_id)
         envelope = await self._call("inventory_update", "POST", path, None, payload)
         code = envelope.get("code")
-        message = redact(str(envelope.get("message", "")))
+        message = self.transport.redactor.redact(str(envelope.get("message", "")))
         if code == CODE_MULTI_WAREHOUSE_REFUSED:
             raise MultiWarehouseRefusedError(
                 f"tiktok store {self.store}: the shop has no multi-warehouse permission (code {code}), so "
@@ -476,7 +478,8 @@ class TikTokChannel:
             )
         if code != CODE_OK:
             return [PushOutcome(u, False, f"{message} (code {code})") for u in sent]
-        failed = dict(_sku_errors((envelope.get("data") or {}).get("errors") or []))
+        errors = (envelope.get("data") or {}).get("errors") or []
+        failed = {sku_id: self.transport.redactor.redact(text) for sku_id, text in _sku_errors(errors)}
         if "" in failed:  # an error naming no SKU cannot be attributed: every slot is in doubt
             return [PushOutcome(u, False, failed[""]) for u in sent]
         return [PushOutcome(u, u.sku_id not in failed, failed.get(u.sku_id, "")) for u in sent]
@@ -494,7 +497,7 @@ def _sku_errors(errors: Sequence[Any]) -> Iterator[tuple[str, str]]:
     """(sku id, message) per ``data.errors[]`` entry, its per-warehouse ``extra_errors`` included."""
     for err in errors:
         if not isinstance(err, dict):
-            yield "", redact(str(err))
+            yield "", str(err)
             continue
         detail = err.get("detail") or {}
         parts = [f"{err.get('message', '')} (code {err.get('code')})"]
@@ -503,4 +506,4 @@ def _sku_errors(errors: Sequence[Any]) -> Iterator[tuple[str, str]]:
             for x in detail.get("extra_errors") or []
             if isinstance(x, dict)
         ]
-        yield str(detail.get("sku_id", "")), redact("; ".join(parts))
+        yield str(detail.get("sku_id", "")), "; ".join(parts)

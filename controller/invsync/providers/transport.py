@@ -8,7 +8,6 @@ caller passes its own. Requests are rebuilt by a callback on every attempt so th
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import email.utils
 import functools
 import logging
@@ -61,36 +60,13 @@ class Redactor:
         return pattern.sub(REDACTED, text) if pattern is not None else text
 
 
-# The credentials of the transport that sent this task's last request: a provider judging a response
-# redacts the platform's message with them (`redact`), and a token it receives is added to them.
-_SENDER: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar("invsync_sender", default=None)
-
-
-class _SecretRegistry(Redactor):
-    """Every credential value any provider has held. Credentials are scrubbed by exact value where one
-    can appear: the query of a request URL (httpx logs it at INFO, and TikTok's token refresh carries
-    app_secret and refresh_token there) and the text of a provider error (a platform may echo what it
-    was sent), the latter with the credentials of the store or source it came from only. Nothing else
-    is rewritten: a tenant whose Secret holds an ordinary word ("failed", "SyncRule") must not blank
-    that word in other tenants' log lines and errors."""
-
-    def add(self, values: Iterable[str], *, received: bool = True) -> None:
-        """Register `values`; `received` (a token a response just delivered) also gives them to the
-        transport that received it, so its own errors hide them."""
-        values = list(values)
-        super().add(values)
-        sender = _SENDER.get()
-        if received and sender is not None:
-            sender.add(values)
-
-
-SECRETS = _SecretRegistry()
-
-
-def redact(text: str) -> str:
-    """Remove credentials from a provider error's text bound for a log line, an Event or a status:
-    those of the transport that sent this task's last request, or every one known without it."""
-    return (_SENDER.get() or SECRETS).redact(text)
+# Every credential value any provider has held. Credentials are scrubbed by exact value where one can
+# appear: the query of a request URL (httpx logs it at INFO, and TikTok's token refresh carries
+# app_secret and refresh_token there) and the text of a provider error (a platform may echo what it was
+# sent), the latter with the credentials of the store or source it came from only (Transport.redactor).
+# Nothing else is rewritten: a tenant whose Secret holds an ordinary word ("failed", "SyncRule") must
+# not blank that word in other tenants' log lines and errors.
+SECRETS = Redactor()
 
 
 def redact_url(url: object) -> str:
@@ -254,7 +230,7 @@ class Transport:
         self.platform = platform
         self.retry = retry or RetryPolicy()
         secrets = list(secrets)
-        SECRETS.add(secrets, received=False)  # another store's transport may be this task's sender
+        SECRETS.add(secrets)
         self.redactor = Redactor(secrets)
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
@@ -264,13 +240,12 @@ class Transport:
         )
         self._bucket = limit
 
-    def _learn(self, request: httpx.Request) -> None:
-        """Add to this transport's redactor the registered credentials its request carries (a token
-        another client of the shop refreshed is one), so its errors hide them too."""
-        values = [v for _, v in request.url.params.multi_items()]
-        for _, value in request.headers.items():
-            values += (value, value.partition(" ")[2])  # "Bearer <token>"
-        self.redactor.add(v for v in values if v in SECRETS)
+    def remember(self, values: Iterable[str]) -> None:
+        """Credentials this transport's store received (a refreshed token): from now on its errors
+        hide them, and so does every request URL logged."""
+        values = list(values)
+        SECRETS.add(values)
+        self.redactor.add(values)
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -295,12 +270,10 @@ class Transport:
         """Send with rate limiting and retries; returns the first final response (any status)."""
         last = ""
         limited = False
-        _SENDER.set(self.redactor)  # left set: the caller judges the response (see `redact`)
         for attempt in range(self.retry.attempts):
             if self._bucket is not None:
                 await self._bucket.acquire()
             request = build()
-            self._learn(request)
             try:
                 response = await self.client.send(request)
             except httpx.TimeoutException as exc:
