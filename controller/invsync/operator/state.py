@@ -94,7 +94,8 @@ class SyncCounts(PlanCounts):
 
 @dataclass(slots=True)
 class ReadState:
-    """What the last full read found; a webhook-triggered sync re-plans against it."""
+    """What the last full read found, with the pushes acknowledged since and the slots webhook syncs
+    read live since; a webhook-triggered sync re-plans against it."""
 
     stock: dict[tuple[str, str, str], StockRecord]
     listings: dict[SlotKey, Listing]
