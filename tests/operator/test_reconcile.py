@@ -107,14 +107,18 @@ class FakeChannel:
         self.fail_skus = set(fail_skus)
         self.read_error = read_error
         self.pushes: list[tuple[str, tuple[SlotUpdate, ...]]] = []
+        self.reads: list[frozenset[str] | None] = []  # seller SKUs of each listings read, None: all
 
     async def list_warehouses(self) -> list[ChannelWarehouse]:
         if self.read_error:
             raise self.read_error
         return [ChannelWarehouse(cw) for cw in sorted({k[2] for k in self.listings})]
 
-    async def list_listings(self) -> list[Listing]:
-        return list(self.listings.values())
+    async def list_listings(self, seller_skus: Collection[str] | None = None) -> list[Listing]:
+        if self.read_error:
+            raise self.read_error
+        self.reads.append(None if seller_skus is None else frozenset(seller_skus))
+        return [x for x in self.listings.values() if seller_skus is None or x.sku in seller_skus]
 
     async def push(self, product_id: str, updates: Sequence[SlotUpdate]) -> list[PushOutcome]:
         self.pushes.append((product_id, tuple(updates)))
@@ -510,3 +514,105 @@ async def test_a_listing_the_platform_takes_no_update_for_is_never_pushed_and_is
     assert report.stores["tt"].not_writable == 1 and report.status["summary"]["listings"] == 1
     assert "product status DRAFT: TikTok updates only ACTIVATE products" in ready(report)["message"]
     assert any(e.reason == "NotWritable" for e in report.events)
+
+
+async def test_webhook_sync_reads_its_skus_live_and_a_channel_changed_behind_its_back_calls_a_reread() -> (
+    None
+):
+    ch = FakeChannel([listing("A", 0), listing("B", 0), listing("C", 0)])
+    src = FakeSource([stock("A", 10), stock("B", 20), stock("C", 30)])
+    ports = FakePorts({"tt": ch}, {"wms": src}, SECRETS)
+    memory = RuleMemory()
+    r = rule()
+    first = await run(r, world(r), ports, memory)
+    assert ch.pushed == {"A": 10, "B": 20, "C": 30}
+    assert first.status["lastFullReadTime"] == "2026-01-01T00:00:00Z"
+    assert first.status["acknowledgedSinceFullRead"] == 3
+    assert (
+        ready(first)["message"]
+        == "3 of 3 listings in sync (read 2026-01-01T00:00:00Z, 3 pushes acknowledged since)"
+    )
+    assert not first.live.reread
+    # The platform loses the writes (restarted with other data); then a webhook names A only.
+    for sku, qty in (("A", 4), ("B", 0), ("C", 0)):
+        key = (f"p-{sku}", f"s-{sku}", "CW1")
+        ch.listings[key] = replace(ch.listings[key], quantity=qty)
+    ch.pushes.clear()
+    report = await run(r, world(r), ports, memory, skus=frozenset({"A"}), webhook_rows=[stock("A", 10)])
+    assert ch.reads[-1] == frozenset({"A"})
+    # Planned against the live 4, not the remembered 10: pushed back to 10.
+    assert ch.pushed == {"A": 10}
+    assert (report.live.read, report.live.changed) == (1, 1) and report.live.reread
+    cond = ready(report)
+    assert cond["reason"] == "ChannelChanged" and "in sync" not in cond["message"]
+    assert find(report.status["conditions"], "Reconciling") is not None
+    assert [e.reason for e in report.events if e.type == "Warning"] == ["ChannelChanged"]
+    assert report.status["acknowledgedSinceFullRead"] == 4
+    # The re-read the worker runs at once finds B and C and converges them.
+    later = NOW + timedelta(seconds=5)
+    full = await sync_rule(r, world(r), ports, memory, SharedMemory(), now=later)
+    assert ch.pushed == {"A": 10, "B": 20, "C": 30}
+    assert not full.live.reread and find(full.status["conditions"], "Reconciling") is None
+    assert full.status["lastFullReadTime"] == "2026-01-01T00:00:05Z"
+    assert (
+        ready(full)["message"]
+        == "3 of 3 listings in sync (read 2026-01-01T00:00:05Z, 2 pushes acknowledged since)"
+    )
+
+
+async def test_a_webhook_sync_that_matches_what_invsync_remembers_calls_no_reread() -> None:
+    ch = FakeChannel([listing("A", 1), listing("B", 2)])
+    src = FakeSource([stock("A", 1), stock("B", 2)])
+    ports = FakePorts({"tt": ch}, {"wms": src}, SECRETS)
+    memory = RuleMemory()
+    r = rule()
+    await run(r, world(r), ports, memory)
+    report = await run(r, world(r), ports, memory, skus=frozenset({"A"}), webhook_rows=[stock("A", 5)])
+    assert ch.pushed == {"A": 5}
+    assert (report.live.read, report.live.changed, report.live.reread) == (1, 0, False)
+    assert (
+        ready(report)["message"]
+        == "2 of 2 listings in sync (read 2026-01-01T00:00:00Z, 1 push acknowledged since)"
+    )
+
+
+async def test_a_store_unreadable_in_a_webhook_sync_is_not_pushed_to_and_calls_a_reread() -> None:
+    ch = FakeChannel([listing("A", 1)])
+    src = FakeSource([stock("A", 1)])
+    ports = FakePorts({"tt": ch}, {"wms": src}, SECRETS)
+    memory = RuleMemory()
+    r = rule()
+    await run(r, world(r), ports, memory)
+    ch.read_error = UnavailableError("HTTP 503 after 5 attempts")
+    report = await run(r, world(r), ports, memory, skus=frozenset({"A"}), webhook_rows=[stock("A", 5)])
+    assert ch.pushes == [] and report.live.reread
+    assert ready(report)["reason"] == "StoreUnavailable"
+    assert "live listings of 1 SKUs could not be read" in ready(report)["message"]
+
+
+async def test_an_unchanged_full_read_keeps_last_full_read_time_for_an_hour() -> None:
+    ch = FakeChannel([listing("A", 10)])
+    ports = FakePorts({"tt": ch}, {"wms": FakeSource([stock("A", 10)])}, SECRETS)
+    r = rule()
+    first = await run(r, world(r), ports)
+    written = {**first.status, "lastSyncTime": "2026-01-01T00:00:00Z"}
+    r2 = r.model_copy(update={"status": SyncRuleStatus.model_validate(written)})
+
+    async def full_read_at(minutes: int) -> SyncReport:
+        return await sync_rule(
+            r2, world(r2), ports, RuleMemory(), SharedMemory(), now=NOW + timedelta(minutes=minutes)
+        )
+
+    quiet = await full_read_at(10)
+    assert quiet.status["lastFullReadTime"] == "2026-01-01T00:00:00Z"
+    assert status_patch(written, quiet.status, NOW + timedelta(minutes=10)) is None
+    stale = await full_read_at(61)
+    assert stale.status["lastFullReadTime"] == "2026-01-01T01:01:00Z"
+    assert "read 2026-01-01T01:01:00Z" in ready(stale)["message"]
+    assert status_patch(written, stale.status, NOW + timedelta(minutes=61)) is not None
+    src_changed = FakePorts({"tt": ch}, {"wms": FakeSource([stock("A", 3)])}, SECRETS)
+    changed = await sync_rule(
+        r2, world(r2), src_changed, RuleMemory(), SharedMemory(), now=NOW + timedelta(minutes=10)
+    )
+    assert changed.status["lastFullReadTime"] == "2026-01-01T00:10:00Z"
+    assert changed.status["acknowledgedSinceFullRead"] == 1

@@ -433,6 +433,18 @@ class SyncRuleStatus(Model):
     summary: SyncSummary = Field(default_factory=SyncSummary, description="Counts over all stores.")
     stores: list[StoreSummary] = Field(default_factory=list, description="Counts per store.")
     hold: HoldStatus | None = Field(default=None, description="Present only while a plan is held.")
+    last_full_read_time: str | None = Field(
+        default=None,
+        description=(
+            "When the listings of every selected Store were last read in full: the counts rest on that "
+            "read and the updates acknowledged since. A read that changes nothing moves it at most "
+            "once an hour."
+        ),
+        json_schema_extra={"format": "date-time"},
+    )
+    acknowledged_since_full_read: int | None = Field(
+        default=None, description="Updates the platform acknowledged since lastFullReadTime."
+    )
 
 
 class SyncRule(Resource):

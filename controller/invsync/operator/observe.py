@@ -20,6 +20,7 @@ from .objects import source_failed, store_status, warehouse_status
 from .reasons import Reason
 from .state import (
     LAST_GOOD_READ,
+    LiveCheck,
     ObjectStatus,
     Ports,
     Problem,
@@ -315,18 +316,51 @@ async def read_world(
     return state, channels
 
 
-async def apply_webhook(
-    state: ReadState, rows: Sequence[StockRecord], snap: Snapshot, ports: Ports
-) -> dict[str, SalesChannel]:
-    """A webhook sync reads nothing: the delivery's rows go into the last full read, and the channel
-    clients of the stores that read could read are opened again."""
+async def read_webhook_skus(
+    state: ReadState, rows: Sequence[StockRecord], skus: frozenset[str], snap: Snapshot, ports: Ports
+) -> tuple[dict[str, SalesChannel], LiveCheck]:
+    """A webhook sync: the delivery's rows go into the last full read, and the named SKUs' live slots
+    are read from each channel the last full read could read and replace the remembered ones, so the
+    plan starts from what the channel shows now. A slot that differs from what invsync remembered (a
+    value it neither read nor had acknowledged) is counted: the channel changed behind its back. A
+    store whose slots cannot be read is not pushed to (its other warehouses would ride along at
+    remembered values)."""
     for rec in rows:
         state.stock[(rec.source, rec.location, rec.sku)] = rec
-    return await _reopen_channels(snap, state, ports)
+    channels = await _reopen_channels(snap, state, ports)
+    names = sorted(channels)
+    reads = await asyncio.gather(*(_read_slots(channels[n], skus) for n in names))
+    live = LiveCheck()
+    for name, read in zip(names, reads, strict=True):
+        if isinstance(read, ProviderError):
+            await channels.pop(name).aclose()
+            live.problems.append(
+                Problem(
+                    Reason.STORE_UNAVAILABLE,
+                    f"Store {name}: the live listings of {len(skus)} SKUs could not be read: {read}",
+                )
+            )
+            continue
+        fresh = {listing_key(x): x for x in read if x.sku in skus}
+        remembered = [k for k, x in state.listings.items() if k[0] == name and x.sku in skus]
+        live.read += len(fresh)
+        live.changed += sum(fresh.get(k) != state.listings[k] for k in remembered)
+        live.changed += sum(k not in state.listings for k in fresh)
+        for k in remembered:
+            del state.listings[k]
+        state.listings.update(fresh)
+    return channels, live
+
+
+async def _read_slots(channel: SalesChannel, skus: frozenset[str]) -> list[Listing] | ProviderError:
+    try:
+        return await channel.list_listings(sorted(skus))
+    except ProviderError as exc:
+        return exc
 
 
 async def _reopen_channels(snap: Snapshot, state: ReadState, ports: Ports) -> dict[str, SalesChannel]:
-    """Channel clients for the stores the last full read could read (a webhook sync reads nothing)."""
+    """Channel clients for the stores the last full read could read."""
     channels: dict[str, SalesChannel] = {}
     for name in sorted(state.read_stores & snap.stores.keys()):
         store = snap.stores[name]

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     PUSHING = "Pushing"
     SAFETY_HOLD = "SafetyHold"
     RECONCILE_ERROR = "ReconcileError"
+    CHANNEL_CHANGED = "ChannelChanged"
     # warnings that leave the rule Ready
     OWNED_BY_OLDER_RULE = "OwnedByOlderRule"
     CONFLICT = "Conflict"

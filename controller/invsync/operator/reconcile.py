@@ -17,11 +17,12 @@ from ..engine import RulePlan, compute_plan, safety_hold
 from ..engine.records import StockRecord
 from ..providers.base import SalesChannel
 from .act import push, settle
-from .observe import apply_webhook, engine_world, read_world
+from .observe import engine_world, read_webhook_skus, read_world
 from .report import report
 from .state import (
     APPROVE_HOLD,
     Decision,
+    LiveCheck,
     Ports,
     Progress,
     RuleMemory,
@@ -43,31 +44,37 @@ async def sync_rule(
     webhook_rows: Sequence[StockRecord] = (),
     progress: Progress | None = None,
 ) -> SyncReport:
-    """Run one sync. `skus` (from a webhook) re-plans only those SKUs against the last full read,
-    with `webhook_rows` applied; without a previous read it falls back to a full sync."""
+    """Run one sync. `skus` (from a webhook) re-plans only those SKUs: their live slots read again,
+    the rest from the last full read, with `webhook_rows` applied; without a previous read it falls
+    back to a full sync. The report's `live` says whether the channel changed behind invsync's back
+    (then the caller runs a full sync at once)."""
 
     async def no_progress(done: int, total: int) -> None:
         return None
 
     channels: dict[str, SalesChannel] = {}
     try:
-        # observe: a webhook (`skus`) re-plans those SKUs against the last full read; else read it all
+        # observe: a webhook (`skus`) reads those SKUs' live slots, the rest is the last full read
         planned = skus if memory.last_read is not None else None
+        live = LiveCheck()
         if planned is not None and memory.last_read is not None:
             state = memory.last_read
-            channels = await apply_webhook(state, webhook_rows, snap, ports)
+            channels, live = await read_webhook_skus(state, webhook_rows, planned, snap, ports)
         else:
             state, channels = await read_world(rule, snap, ports, shared, now)
-            memory.last_read = state
+            memory.last_read, memory.full_read_at, memory.acknowledged_since = state, now, 0
         world = engine_world(snap, state)
         plan = compute_plan(world, skus=planned)
         decision = _decide(rule, plan.rules[rule.name], memory, planned)
         pushed = await push(rule, snap, state, decision.due, channels, shared, progress or no_progress)
+        memory.acknowledged_since += sum(o.ok for o in pushed.outcomes.values())
         # Counts cover every slot of the rule: on a webhook sync, the full plan over the remembered read.
         full = (
             plan if planned is None else compute_plan(replace(world, listings=list(state.listings.values())))
         )
-        return report(rule, state, full.rules[rule.name], plan.allocation, decision, pushed, memory, now)
+        return report(
+            rule, state, full.rules[rule.name], plan.allocation, decision, pushed, memory, live, now
+        )
     finally:
         await asyncio.gather(*(c.aclose() for c in channels.values()), return_exceptions=True)
 

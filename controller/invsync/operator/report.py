@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -12,13 +12,14 @@ from ..api import SyncRule
 from ..engine import Hold, RulePlan
 from ..providers.base import PushOutcome
 from .act import Pushed
-from .conditions import CONFLICT, OVERSELL_RISK, READY, STALLED, Cond, merge, rfc3339
+from .conditions import CONFLICT, OVERSELL_RISK, READY, RECONCILING, STALLED, Cond, merge, rfc3339
 from .reasons import Reason
 from .state import (
     APPROVE_HOLD,
     REQUESTED_AT,
     Decision,
     Event,
+    LiveCheck,
     Problem,
     ReadState,
     Result,
@@ -38,13 +39,23 @@ def report(
     decision: Decision,
     pushed: Pushed,
     memory: RuleMemory,
+    live: LiveCheck,
     now: datetime,
 ) -> SyncReport:
     """The rule's new status, the Events to post and the counts, from the full plan and the pushes."""
     spec = rule.spec
     outcomes = pushed.outcomes
-    problems = [*state.problems, *pushed.problems]
+    problems = [*state.problems, *live.problems, *pushed.problems]
     events: list[Event] = []
+    if live.changed:
+        events.append(
+            Event(
+                "Warning",
+                Reason.CHANNEL_CHANGED,
+                f"{live.changed} of {live.read} live slots read for a webhook's SKUs differ from what "
+                "invsync last read or set: the channel changed behind its back; re-reading all listings",
+            )
+        )
     hold = decision.hold
     if hold is not None:
         events.append(
@@ -101,7 +112,21 @@ def report(
     ]
     events += [Event("Warning", p.reason, p.message) for p in problems]
     pushing = spec.push.mode == "Enforce" and not spec.suspend
-    conds = _rule_conditions(rule, problems, counts, plan, hold, pushing)
+    acknowledged = memory.acknowledged_since
+
+    def rule_status(read_time: str) -> dict[str, Any]:
+        conds = _rule_conditions(rule, problems, counts, plan, hold, pushing, live, read_time, acknowledged)
+        return _rule_status(rule, conds, counts, hold, now, read_time, acknowledged)
+
+    status = rule_status(rfc3339(memory.full_read_at or now))
+    # A full read that changes nothing keeps the read time already written (and so writes nothing),
+    # unless that is older than FULL_READ_REFRESH (docs/status.md).
+    kept = _kept_read_time(rule, acknowledged, now)
+    if kept is not None and kept != status["lastFullReadTime"]:
+        unchanged = rule_status(kept)
+        old = rule.status.model_dump(by_alias=True, exclude_none=True) if rule.status is not None else {}
+        if status_patch(old, unchanged, now) is None:
+            status = unchanged
     result: Result
     if hold is not None:
         result = "held"
@@ -114,7 +139,7 @@ def report(
     else:
         result = "success"
     return SyncReport(
-        status=_rule_status(rule, conds, counts, hold, now),
+        status=status,
         objects=state.objects,
         events=events,
         result=result,
@@ -122,7 +147,24 @@ def report(
         allocation=allocation,
         change_to_push=change_to_push,
         requeue_after=decision.settling_for,
+        live=live,
     )
+
+
+FULL_READ_REFRESH = timedelta(hours=1)
+
+
+def _kept_read_time(rule: SyncRule, acknowledged: int, now: datetime) -> str | None:
+    """The lastFullReadTime already written, if it may stand: the same pushes acknowledged since,
+    and younger than FULL_READ_REFRESH."""
+    old = rule.status
+    if old is None or old.last_full_read_time is None or old.acknowledged_since_full_read != acknowledged:
+        return None
+    try:
+        written = datetime.fromisoformat(old.last_full_read_time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return old.last_full_read_time if now - written < FULL_READ_REFRESH else None
 
 
 def _count(
@@ -175,6 +217,9 @@ def _rule_conditions(
     plan: RulePlan,
     hold: Hold | None,
     pushing: bool,
+    live: LiveCheck,
+    read_time: str,
+    acknowledged: int,
 ) -> list[Cond]:
     conflicts, oversell = plan.conflicts, plan.oversell_risk
     listings = sum(c.listings for c in counts.values())
@@ -195,12 +240,30 @@ def _rule_conditions(
         ready = Cond(READY, "True", Reason.SUSPENDED, f"suspended: {drifted} of {listings} listings differ")
     elif not pushing:
         ready = Cond(READY, "True", Reason.DRY_RUN, f"dry run: {drifted} of {listings} listings would change")
+    elif live.changed:
+        # what the webhook's live read found says the rest of the remembered read is not to be trusted
+        ready = Cond(
+            READY,
+            "True",
+            Reason.CHANNEL_CHANGED,
+            f"the channel changed behind invsync's back ({live.changed} of {live.read} slots read for a "
+            f"webhook's SKUs differ from the read at {read_time} and the pushes acknowledged since): "
+            "re-reading all listings",
+        )
     else:
-        ready = Cond(READY, "True", Reason.SYNCED, f"{in_sync} of {listings} listings in sync")
+        pushes = f"{acknowledged} push{'' if acknowledged == 1 else 'es'}"
+        ready = Cond(
+            READY,
+            "True",
+            Reason.SYNCED,
+            f"{in_sync} of {listings} listings in sync (read {read_time}, {pushes} acknowledged since)",
+        )
     if plan.not_writable:
         text = "; ".join(f"{n.count} on Store {n.store} ({n.reason})" for n in plan.not_writable)
         ready = replace(ready, message=f"{ready.message}; not managed, not writable: {text}")
     conds = [ready]
+    if live.reread:
+        conds.append(Cond(RECONCILING, "True", Reason.CHANNEL_CHANGED, "re-reading all listings"))
     if hold is not None:
         conds.append(
             Cond(STALLED, "True", Reason.SAFETY_HOLD, f"approve with annotation {APPROVE_HOLD}={hold.id}")
@@ -229,7 +292,13 @@ def _rule_conditions(
 
 
 def _rule_status(
-    rule: SyncRule, conds: Sequence[Cond], counts: Mapping[str, SyncCounts], hold: Hold | None, now: datetime
+    rule: SyncRule,
+    conds: Sequence[Cond],
+    counts: Mapping[str, SyncCounts],
+    hold: Hold | None,
+    now: datetime,
+    read_time: str,
+    acknowledged: int,
 ) -> dict[str, Any]:
     old = rule.status.model_dump(by_alias=True, exclude_none=True) if rule.status is not None else {}
     total = SyncCounts(
@@ -260,6 +329,8 @@ def _rule_status(
             for name, c in sorted(counts.items())
         ],
         "hold": {"id": hold.id, "zeroing": hold.zeroing, "of": hold.of} if hold is not None else None,
+        "lastFullReadTime": read_time,
+        "acknowledgedSinceFullRead": acknowledged,
     }
     requested = rule.metadata.annotations.get(REQUESTED_AT)
     if requested is not None:
@@ -297,5 +368,7 @@ _RULE_STATUS_FIELDS = frozenset(
         "summary",
         "stores",
         "hold",
+        "lastFullReadTime",
+        "acknowledgedSinceFullRead",
     }
 )

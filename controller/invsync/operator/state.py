@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal, Protocol
 
@@ -93,7 +94,8 @@ class SyncCounts(PlanCounts):
 
 @dataclass(slots=True)
 class ReadState:
-    """What the last full read found; a webhook-triggered sync re-plans against it."""
+    """What the last full read found, with the pushes acknowledged since and the slots webhook syncs
+    read live since; a webhook-triggered sync re-plans against it."""
 
     stock: dict[tuple[str, str, str], StockRecord]
     listings: dict[SlotKey, Listing]
@@ -109,6 +111,10 @@ class RuleMemory:
     """Per-rule state kept in memory between syncs (lost on restart, which only costs a full read)."""
 
     last_read: ReadState | None = None
+    # How the rule knows its channels (docs/status.md): when the last full read ran, and how many
+    # updates the platform acknowledged since; together they are what "in sync" rests on.
+    full_read_at: datetime | None = None
+    acknowledged_since: int = 0
     first_seen: dict[SlotKey, tuple[str, int, float]] = field(default_factory=dict)  # sku, desired, since
     arrivals: dict[str, float] = field(default_factory=dict)  # SKU -> monotonic webhook arrival
 
@@ -129,6 +135,21 @@ class SharedMemory:
 
 
 @dataclass(slots=True)
+class LiveCheck:
+    """What a webhook sync's read of its SKUs' live slots found against what invsync remembered (the
+    last full read and the pushes acknowledged since). A difference means the channel changed behind
+    invsync's back, so nothing else remembered can be trusted either: the rule re-reads everything."""
+
+    read: int = 0  # live slots read
+    changed: int = 0  # slots whose live value is neither the one read nor one acknowledged
+    problems: list[Problem] = field(default_factory=list)  # stores whose slots could not be read
+
+    @property
+    def reread(self) -> bool:
+        return bool(self.changed or self.problems)
+
+
+@dataclass(slots=True)
 class SyncReport:
     status: dict[str, Any]
     objects: list[ObjectStatus]
@@ -138,6 +159,7 @@ class SyncReport:
     allocation: Mapping[str, Fraction]
     change_to_push: list[float]
     requeue_after: float | None  # seconds until a settling increase becomes due
+    live: LiveCheck = field(default_factory=LiveCheck)  # a full re-read is due when live.reread
 
 
 def slot_key(row: PlanRow) -> SlotKey:

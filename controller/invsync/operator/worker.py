@@ -180,6 +180,17 @@ class RuleWorker:
         if patch is not None:
             await self._write(patch)
         self._post(report.events)
+        if report.live.reread:  # the channel changed behind invsync's back: re-read it all at once
+            log.warning(
+                "SyncRule %s/%s: %d of %d live slots read changed behind invsync's back, %d stores "
+                "unreadable: full re-read",
+                self.namespace,
+                self.name,
+                report.live.changed,
+                report.live.read,
+                len(report.live.problems),
+            )
+            self.trigger()
         self.transient = report.result in ("partial", "failure") and any(
             ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning"
         )
