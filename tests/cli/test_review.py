@@ -255,3 +255,26 @@ def test_diff_git_ref_errors_are_one_line(repo: Path, capsys: pytest.CaptureFixt
     assert code == 2 and err == "invsync: error: snapshots/new-rules: not in git ref main\n"
     code, err = _diff(capsys, "--base-ref", "main", "--head", "/")
     assert code == 2 and err == f"invsync: error: /: outside the git repository {repo}\n"
+
+
+def test_the_ci_script_validates_diffs_and_posts_the_markdown(repo: Path, tmp_path: Path) -> None:
+    """examples/ci/invsync-review.sh on the repository, as a CI job runs it: origin/main is the base."""
+    _git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    post = tmp_path / "post.sh"
+    post.write_text('cp "$1" "$(dirname "$0")/posted.md"\n')
+    env = {**os.environ, "INVSYNC": INVSYNC, "POST_CMD": f"sh {post}"}
+    script = str(EXAMPLES / "ci" / "invsync-review.sh")
+    done = subprocess.run(["sh", script], cwd=repo, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    markdown = (repo / "invsync-diff.md").read_text()
+    assert (tmp_path / "posted.md").read_text() == markdown and markdown in done.stdout
+    assert markdown.startswith("### invsync diff: 3 listing(s) change\n")
+    for row in CHANGED:
+        cells = [row["store"], row["channelWarehouseId"], row["sku"], row["before"], row["after"]]
+        assert "| " + " | ".join(map(str, cells)) + f" | {row['delta']:+d} |" in markdown.splitlines()
+    rules = repo / "manifests" / "40-rules.yaml"
+    rules.write_text(rules.read_text().replace("executionRatio: 80", "executionRatio: 180"))
+    (tmp_path / "posted.md").unlink()
+    done = subprocess.run(["sh", script], cwd=repo, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "executionRatio" in done.stderr, done.stderr
+    assert not (tmp_path / "posted.md").exists()
