@@ -40,6 +40,7 @@ PLURAL = {"InventorySource": "inventorysources", "Warehouse": "warehouses", "Sto
 
 def _objects(kube: Kube, model: type[R], namespace: str) -> list[R]:
     """The namespace's resources of one kind, parsed as the operator parses them (status left out)."""
+    import urllib3
     from kubernetes.client.exceptions import ApiException
 
     kind, plural = model.__name__, PLURAL[model.__name__]
@@ -52,7 +53,7 @@ def _objects(kube: Kube, model: type[R], namespace: str) -> list[R]:
                 f"(the user needs list on {plural}.invsync.dev in {namespace})"
             ) from None
         raise InputError(f"listing {plural} in namespace {namespace}: {exc.status} {exc.reason}") from None
-    except OSError as exc:  # urllib3's connection errors are OSErrors too
+    except urllib3.exceptions.HTTPError as exc:
         raise InputError(f"cannot reach the Kubernetes API server: {exc}") from None
     found = []
     for body in bodies:
@@ -67,6 +68,7 @@ def _objects(kube: Kube, model: type[R], namespace: str) -> list[R]:
 
 
 async def _secret(ports: KubePorts, namespace: str, name: str, owner: str) -> Mapping[str, str]:
+    import urllib3
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -78,6 +80,10 @@ async def _secret(ports: KubePorts, namespace: str, name: str, owner: str) -> Ma
                 f"in namespace {namespace}"
             ) from None
         raise InputError(f"Secret {namespace}/{name}: {exc.status} {exc.reason}") from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise InputError(
+            f"Secret {namespace}/{name}: cannot reach the Kubernetes API server: {exc}"
+        ) from None
     if secret is None:
         raise InputError(f"Secret {name} (credentials of {owner}) not found in namespace {namespace}")
     return secret

@@ -6,9 +6,11 @@ repository, and the one line a user without access to a Secret gets."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from examples_world import EXAMPLES, SANDBOX, example_secrets
 
 from invsync.api.loader import load_and_validate
@@ -278,3 +281,78 @@ def test_the_ci_script_validates_diffs_and_posts_the_markdown(repo: Path, tmp_pa
     done = subprocess.run(["sh", script], cwd=repo, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "executionRatio" in done.stderr, done.stderr
     assert not (tmp_path / "posted.md").exists()
+
+
+def test_diff_live_reads_the_namespace_as_snapshot_does(
+    live: Path, kubeconfig: Path, namespace: str, repo: Path
+) -> None:
+    """The cluster's stock and listings are examples/' snapshots, so the rows are those of the files."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    argv = [
+        INVSYNC,
+        "diff",
+        "--base-ref",
+        "main",
+        "--head",
+        "manifests",
+        "--live",
+        "-n",
+        namespace,
+        "-o",
+        "json",
+    ]
+    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    assert sorted(rows, key=lambda r: (r["channelWarehouseId"], r["sku"])) == CHANGED
+
+
+def test_an_unreachable_api_server_is_one_line(kubeconfig: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load(kubeconfig.read_text())
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    unreachable = tmp_path / "unreachable.kubeconfig"
+    unreachable.write_text(yaml.safe_dump(config))
+    done = _snapshot(unreachable, "-n", "default", "--out", str(tmp_path / "snap"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("invsync: error: cannot reach the Kubernetes API server: ")
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "snap").exists()
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_gzipped_snapshots_plan_as_the_plain_ones(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans = []
+    for compress in (False, True):
+        paths = []
+        for kind in ("inventory", "listings"):
+            data = (EXAMPLES / "snapshots" / f"{kind}.{fmt}").read_bytes()
+            path = tmp_path / f"{kind}.{fmt}" if not compress else tmp_path / f"{kind}.{fmt}.gz"
+            path.write_bytes(gzip.compress(data) if compress else data)
+            paths.append(str(path))
+        assert (
+            main(["plan", "-f", str(EXAMPLES), "--inventory", paths[0], "--listings", paths[1], "-o", "json"])
+            == 0
+        )
+        plans.append(json.loads(capsys.readouterr().out))
+    assert plans[0] == plans[1] and plans[0]["rows"]
+
+
+def test_a_corrupt_gzip_snapshot_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listings = str(EXAMPLES / "snapshots" / "listings.json")
+    whole = gzip.compress((EXAMPLES / "snapshots" / "inventory.csv").read_bytes())
+    cases = {"plain.json.gz": b"{}", "cut.csv.gz": whole[: len(whole) // 2]}
+    expected = {"plain.json.gz": "not a gzip file", "cut.csv.gz": "truncated or corrupt gzip data"}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert (
+            main(["plan", "-f", str(EXAMPLES), "--inventory", str(tmp_path / name), "--listings", listings])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert err.startswith(f"invsync: error: {tmp_path / name}: {expected[name]}") and err.count("\n") == 1
