@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from .operator.kube import Kube, KubePorts
 
 R = TypeVar("R", bound=Resource)
-PLURAL = {"InventorySource": "inventorysources", "Warehouse": "warehouses", "Store": "stores"}
 
 
 # --------------------------------------------------------------------------- reading the cluster
@@ -43,7 +42,9 @@ def _objects(kube: Kube, model: type[R], namespace: str) -> list[R]:
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
-    kind, plural = model.__name__, PLURAL[model.__name__]
+    from .operator.kube import PLURALS
+
+    kind, plural = model.__name__, PLURALS[model.__name__]
     try:
         bodies = kube.list(kind, namespace)
     except ApiException as exc:
