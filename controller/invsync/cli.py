@@ -7,6 +7,7 @@ A verb is added by appending its register function to VERBS: it adds a subparser
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from .api.loader import Manifests, load_and_validate
 from .engine import Diff, Plan, World, compute_plan, diff_plans, explain
 from .engine.selection import selection
 from .errors import InputError
+from .review import at_ref, read_live, register_snapshot
 from .snapshots import load_inventory, load_listings
 
 OUTPUTS = ("table", "json", "markdown")
@@ -255,10 +257,15 @@ def register_diff(sub: Any) -> None:
         description="Before: what --base plans (the live quantity where it manages nothing). After: what "
         "--head plans (unchanged where it manages nothing). Both over the same snapshots.",
     )
-    p.add_argument("--base", action="extend", nargs="+", required=True, metavar="PATH")
+    base = p.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", action="extend", nargs="+", metavar="PATH")
+    base.add_argument("--base-ref", metavar="REF", help="the base is --head's PATHs as they are at git REF")
     p.add_argument("--head", action="extend", nargs="+", required=True, metavar="PATH")
-    p.add_argument("--inventory", required=True, metavar="FILE")
-    p.add_argument("--listings", required=True, metavar="FILE")
+    p.add_argument("--head-ref", metavar="REF", help="take --head's PATHs from git REF, not the working tree")
+    p.add_argument("--inventory", metavar="FILE")
+    p.add_argument("--listings", metavar="FILE")
+    p.add_argument("--live", action="store_true", help="read stock and listings from the cluster (-n)")
+    p.add_argument("-n", "--namespace", help="with --live: the namespace to read")
     p.add_argument("-o", "--output", choices=OUTPUTS, default="table")
     p.set_defaults(func=cmd_diff)
 
@@ -292,9 +299,22 @@ def _render_diff(diff: Diff, output: str) -> str:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    base = _load(args.base)
-    head = _load(args.head)
-    base_world = _world(base, args.inventory, args.listings, [head])
+    snapshots = (args.inventory, args.listings)
+    if not (
+        args.namespace and snapshots == (None, None) if args.live else not args.namespace and all(snapshots)
+    ):
+        raise InputError("diff: give --inventory FILE and --listings FILE, or --live -n NS")
+    with contextlib.ExitStack() as refs:
+        base_paths = args.base or refs.enter_context(at_ref(args.base_ref, args.head, "--base-ref"))
+        head_paths = (
+            refs.enter_context(at_ref(args.head_ref, args.head, "--head-ref")) if args.head_ref else args.head
+        )
+        base, head = _load(base_paths), _load(head_paths)
+    if args.live:
+        stock, slots = read_live(args.namespace)
+        base_world = World(base.rules, base.stores, base.warehouses, stock, slots)
+    else:
+        base_world = _world(base, args.inventory, args.listings, [head])
     head_world = World(head.rules, head.stores, head.warehouses, base_world.stock, base_world.listings)
     diff = diff_plans(compute_plan(base_world), compute_plan(head_world))
     print(_render_diff(diff, args.output))
@@ -334,6 +354,7 @@ VERBS: list[Callable[[Any], None]] = [
     register_validate,
     register_plan,
     register_diff,
+    register_snapshot,
     register_sandbox,
     register_operator,
 ]

@@ -1,4 +1,5 @@
-"""Inventory and listing snapshot files (docs/interfaces.md), JSON or CSV with the same column names.
+"""Inventory and listing snapshot files (docs/interfaces.md), JSON or CSV with the same column names,
+optionally gzip-compressed (a ``.gz`` name); read here, and written by `invsync snapshot`.
 
 Errors are one line naming the file, the row and the field. Rows are checked by hand rather than by
 pydantic: a snapshot of a large shop holds a million listings. The files are read strictly (a repeated
@@ -9,15 +10,20 @@ silently (two rows of one SKU at one location were added up).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import io
 import json
 import operator
+import os
 import re
+import tempfile
 import unicodedata
-from collections.abc import Callable, Collection, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from .engine.records import Listing, StockRecord
 from .errors import InputError
@@ -124,15 +130,25 @@ class _Row:
         return value
 
 
+def is_csv(path: str | Path) -> bool:
+    """A snapshot named ``*.csv`` or ``*.csv.gz`` is CSV; any other name is JSON."""
+    return str(path).removesuffix(".gz").endswith(".csv")
+
+
 def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Iterator[_Row]:
     """Rows of a JSON or CSV snapshot; a CSV file must have the first `required` columns."""
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
+        text = (gzip.decompress(raw) if path.endswith(".gz") else raw).decode()
     except OSError as exc:
+        if exc.strerror is None:  # gzip's BadGzipFile
+            raise InputError(f"{path}: not a gzip file: {exc}") from None
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except (EOFError, zlib.error):
+        raise InputError(f"{path}: truncated or corrupt gzip data") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file") from None
-    if path.endswith(".csv"):
+    if is_csv(path):
         reader = csv.DictReader(io.StringIO(text))
         header = list(reader.fieldnames or [])
         repeated = [c for i, c in enumerate(header) if c in header[:i]]
@@ -236,3 +252,57 @@ def load_listings(path: str, stores: Collection[str] | None = None) -> list[List
         ),
         ("store", "productId", "skuId", "channelWarehouseId"),
     )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[IO[str]]:
+    """A text stream to `path`, gzip-compressed for a ``.gz`` name, that appears there only complete:
+    it goes to a temporary file beside `path`, renamed when the block ends, removed if it raises."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            binary = gzip.GzipFile(fileobj=raw, mode="wb") if path.name.endswith(".gz") else raw
+            with io.TextIOWrapper(cast(IO[bytes], binary), encoding="utf-8", newline="") as text:
+                yield text
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write(
+    out: IO[str], key: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], csv_: bool
+) -> int:
+    """Rows written one at a time (a snapshot may hold a million listings); how many."""
+    count = 0
+    if csv_:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["true" if v is True else "false" if v is False else v for v in row])
+            count += 1
+        return count
+    out.write(f'{{"{key}": [')
+    for row in rows:
+        out.write(("," if count else "") + "\n" + json.dumps(dict(zip(columns, row, strict=True))))
+        count += 1
+    out.write("\n]}\n")
+    return count
+
+
+def write_inventory(out: IO[str], records: Iterable[StockRecord], csv_: bool = False) -> int:
+    """An inventory snapshot that load_inventory reads back as `records`."""
+    rows = ((r.source, r.location, r.sku, r.available, r.continue_selling, r.enabled) for r in records)
+    return _write(out, "inventory", INVENTORY_COLUMNS, rows, csv_)
+
+
+def write_listings(out: IO[str], records: Iterable[Listing], csv_: bool = False) -> int:
+    """A listings snapshot that load_listings reads back as `records`."""
+    rows = (
+        (r.store, r.sku, r.product_id, r.sku_id, r.channel_warehouse_id, r.quantity, r.status, r.writable)
+        for r in records
+    )
+    return _write(out, "listings", LISTING_COLUMNS, rows, csv_)
