@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import metrics
 from ..api import SyncRule, SyncRuleStatus, parse_duration
 from ..engine.records import StockRecord
-from .bodies import RawBody, by_name, parse, resource_version
+from .bodies import RawBody, parse_checked, resource_version
 from .conditions import READY, RECONCILING, Cond, with_condition
 from .observe import dependencies
 from .reasons import TRANSIENT, Reason
@@ -83,12 +83,13 @@ class RuleWorker:
 
     def _poll(self) -> float:
         """The shortest pollInterval of the sources the rule reads: a full re-read is due then."""
-        idx = self.op.indices
-        polls = [
-            parse_duration((body.get("spec") or {}).get("pollInterval", "5m")).total_seconds()
-            for name, body in (by_name(idx.sources, self.namespace).items() if idx is not None else ())
-            if ("InventorySource", name) in self.deps
-        ]
+        sources = (
+            self.op.parsed_source(self.namespace, name)
+            for kind, name in self.deps
+            if kind == "InventorySource"
+        )
+        # parsed sources only: an invalid pollInterval is the source's InvalidSpec, never this loop's crash
+        polls = [parse_duration(src.spec.poll_interval).total_seconds() for src in sources if src is not None]
         return max(min(polls, default=float("inf")), 1.0)
 
     async def run(self) -> None:
@@ -125,11 +126,13 @@ class RuleWorker:
                 self.full = True
 
     def _interval(self) -> float:
+        """The rule's `interval`; one it cannot use (the rule is InvalidSpec) waits the default 5m."""
         spec = self.body.get("spec") or {}
         try:
-            return max(parse_duration(spec.get("interval", "5m")).total_seconds(), 1.0)
+            seconds = parse_duration(str(spec.get("interval", "5m"))).total_seconds()
         except ValueError:
             return 300.0
+        return seconds if seconds >= 1.0 else 300.0
 
     async def _set_condition(self, cond: Cond) -> None:
         status = self.body.get("status") or {}
@@ -149,8 +152,9 @@ class RuleWorker:
         body = self.body
         self.synced_generation = body["metadata"].get("generation")
         self.synced_marks = self._marks()
-        rule: SyncRule | None = parse(SyncRule, body)
-        if rule is None:
+        rule = parse_checked(SyncRule, body)
+        if isinstance(rule, str):
+            self.op.report_invalid("SyncRule", body, rule)
             return None
         rule = rule.model_copy(update={"status": _parse_status(body)})
         snap = self.op.snapshot(self.namespace)
