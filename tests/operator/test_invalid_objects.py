@@ -20,7 +20,9 @@ class RecordingKube(Kube):
     def __init__(self) -> None:
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def patch_status(self, kind: str, namespace: str, name: str, status: Any) -> Any:
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, status: Any, timeout: Any = None
+    ) -> Any:
         self.patches.append((kind, name, dict(status)))
         return None
 

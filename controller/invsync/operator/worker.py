@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("invsync.operator")
 
 RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
+PROGRESS_TIMEOUT = 5.0  # seconds one `pushed N/M` status write may take before it is dropped
 
 
 class RuleWorker:
@@ -134,17 +135,23 @@ class RuleWorker:
             return 300.0
         return seconds if seconds >= 1.0 else 300.0
 
-    async def _set_condition(self, cond: Cond) -> None:
+    async def _set_condition(self, cond: Cond, timeout: float | None = None) -> None:
         status = self.body.get("status") or {}
         conditions = with_condition(
             status.get("conditions"), cond, generation=self.body["metadata"].get("generation"), now=utc_now()
         )
-        await self._write({"conditions": conditions})
+        await self._write({"conditions": conditions}, timeout=timeout)
 
-    async def _write(self, patch: Mapping[str, Any]) -> None:
-        updated = await self.op.kube.patch_status("SyncRule", self.namespace, self.name, patch)
+    async def _write(self, patch: Mapping[str, Any], timeout: float | None = None) -> None:
+        updated = await self.op.kube.patch_status(
+            "SyncRule", self.namespace, self.name, patch, timeout=timeout
+        )
         if updated is not None:
             self.body = updated
+
+    async def _write_progress(self, done: int, total: int) -> None:
+        cond = Cond(RECONCILING, "True", Reason.PUSHING, f"pushed {done}/{total}")
+        await self._set_condition(cond, timeout=PROGRESS_TIMEOUT)
 
     async def sync(self, skus: frozenset[str] | None, rows: list[StockRecord]) -> float | None:
         started = time.monotonic()
@@ -164,21 +171,22 @@ class RuleWorker:
             self.selects.add("Warehouse")
         metrics.set_rule_interval(self.namespace, self.name, self._interval())
 
-        async def progress(done: int, total: int) -> None:
-            await self._set_condition(Cond(RECONCILING, "True", Reason.PUSHING, f"pushed {done}/{total}"))
-
+        progress = ProgressWriter(self._write_progress)
         now = utc_now()
-        report = await sync_rule(
-            rule,
-            snap,
-            self.op.ports,
-            self.memory,
-            self.op.shared,
-            now=now,
-            skus=skus,
-            webhook_rows=rows,
-            progress=progress,
-        )
+        try:
+            report = await sync_rule(
+                rule,
+                snap,
+                self.op.ports,
+                self.memory,
+                self.op.shared,
+                now=now,
+                skus=skus,
+                webhook_rows=rows,
+                progress=progress,
+            )
+        finally:
+            await progress.close()  # before the final status, which removes Reconciling
         await self.op.write_objects(self.namespace, report.objects, now)
         patch = status_patch(self.body.get("status"), report.status, now)
         if patch is not None:
@@ -239,6 +247,37 @@ class RuleWorker:
                     continue
             kopf.event(cast(kopf.Body, self.body), type=ev.type, reason=ev.reason, message=ev.message)
         self.last_warnings = warnings
+
+
+class ProgressWriter:
+    """`Reconciling ... pushed N/M` written beside the push, never in its way: pushes need only the
+    platform, so a hanging API server must not stop them (docs/operations.md, "kube-apiserver down").
+    The latest value wins; each write gives up after PROGRESS_TIMEOUT; close() drops what is left."""
+
+    def __init__(self, write: Callable[[int, int], Awaitable[None]]) -> None:
+        self._write = write
+        self._latest: tuple[int, int] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, done: int, total: int) -> None:
+        self._latest = (done, total)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._latest is not None:
+            (done, total), self._latest = self._latest, None
+            try:
+                await asyncio.wait_for(self._write(done, total), PROGRESS_TIMEOUT)
+            except Exception as exc:  # a progress line is not worth failing or delaying a push for
+                log.debug("progress write (pushed %d/%d) dropped: %s", done, total, exc)
+
+    async def close(self) -> None:
+        self._latest = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def _parse_status(body: Mapping[str, Any]) -> SyncRuleStatus | None:
