@@ -35,13 +35,13 @@ PROBE_DELAY = 2.0  # before probing an object no rule uses: lets the rules' firs
 
 @dataclass
 class Indices:
-    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: names only)."""
+    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: (name, resourceVersion))."""
 
     stores: Index
     warehouses: Index
     sources: Index
     rules: Index
-    secrets: Mapping[str, Iterable[str]]
+    secrets: Mapping[str, Iterable[tuple[str, str]]]
 
 
 class Operator:
@@ -62,6 +62,8 @@ class Operator:
         # (kind, namespace, name) -> (generation, message) of the InvalidSpec status written for it
         self.invalid: dict[tuple[str, str, str], tuple[int | None, str]] = {}
         self.background: set[asyncio.Task[None]] = set()
+        # (namespace, name) -> (resourceVersion in the watch, the Secret's data): never logged
+        self.secret_data: dict[tuple[str, str], tuple[str, Mapping[str, str]]] = {}
 
     # ---------------------------------------------------------------- snapshot
 
@@ -182,9 +184,24 @@ class Operator:
         return entry[1] if entry is not None and isinstance(entry[1], InventorySource) else None
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        if self.indices is not None and name not in self.indices.secrets.get(namespace, ()):
+        """The Secret's data, read from the API server once per resourceVersion the watch reports
+        (every signed webhook and every sync reads a Secret; docs/operations.md, "Secrets")."""
+        if self.indices is None:
+            return await self.kube.read_secret(namespace, name)
+        version = dict(self.indices.secrets.get(namespace, ())).get(name)
+        key = (namespace, name)
+        if version is None:
+            self.secret_data.pop(key, None)
             return None
-        return await self.kube.read_secret(namespace, name)
+        cached = self.secret_data.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = await self.kube.read_secret(namespace, name)
+        if data is None:
+            self.secret_data.pop(key, None)
+        else:
+            self.secret_data[key] = (version, data)  # at least as new as `version`: a later event rereads
+        return data
 
     # ---------------------------------------------------------------- rules
 
