@@ -108,7 +108,8 @@ class Operator:
         meta = body["metadata"]
         key = (kind, meta["namespace"], meta["name"])
         mark = (meta.get("generation"), message)
-        if self.invalid.get(key) == mark:
+        owner = meta["name"] if kind == "SyncRule" else f"{kind}/{meta['name']}"  # as workers and probes
+        if self.invalid.get(key) == mark or not self.shard.owns(meta["namespace"], owner):
             return
         self.invalid[key] = mark
         try:
