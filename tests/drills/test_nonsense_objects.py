@@ -7,15 +7,18 @@ refused, and where")."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from drill_env import SHOP, SKUS, STORE, Slot, drill_manifests, drill_sandbox, planned
 from operator_env import Env, Operator, env_fixture, resource, wait_for
 
-from invsync.testing.cluster import Kubectl
+from invsync.api import crdgen
+from invsync.testing.cluster import REPO_ROOT, Kubectl
 
 pytestmark = pytest.mark.e2e
 
@@ -199,3 +202,72 @@ def test_nonsense_objects_are_refused_or_named_and_healthy_rules_keep_syncing(
         )
         == 0
     )
+
+
+def test_an_object_admitted_before_a_bound_gets_invalid_spec_and_stops_nothing(
+    env: Env, tmp_path: Path
+) -> None:
+    """An InventorySource stored while `pollInterval` had no upper bound (the bug: every rule of the
+    namespace went ReconcileError): the session's CRD is loosened for it, then restored, as an upgrade
+    over old objects goes (docs/operations.md, "Objects the operator cannot use")."""
+    strict = REPO_ROOT / "crds" / "invsync.dev_inventorysources.yaml"
+    loose = crdgen.crd("InventorySource")
+    spec = loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    del spec["properties"]["pollInterval"]["x-kubernetes-validations"]
+    url = env.sandbox.url
+    docs = healthy(url)
+    bad = [
+        resource("InventorySource", "old", {"provider": "http", "endpoint": f"{url}/erp/erp",
+                                            "credentialsSecretRef": {"name": "drill-erp"},
+                                            "pollInterval": "99999h"}),
+        resource("Warehouse", "on-old", {"sourceRef": {"name": "old"}, "locationId": "L1"}),
+        store("twice", url, "ROW_twice"),
+        rule("uses-old", {"names": ["twice"]}, [{"name": "on-old"}]),
+    ]  # fmt: skip
+
+    def admitted(kubectl_args: list[str], manifest: dict[str, Any] | list[dict[str, Any]]) -> bool:
+        text = yaml.safe_dump_all(manifest if isinstance(manifest, list) else [manifest])
+        return env.kubectl(*kubectl_args, "-f", "-", input=text).returncode == 0
+
+    try:
+        assert admitted(["apply"], loose)
+        wait_for(lambda: admitted(["apply", "-n", env.namespace], bad[0]), what="the loose CRD in effect")
+    finally:
+        env.kubectl("apply", "-f", str(strict), check=True)
+    probe = resource("InventorySource", "probe", {**bad[0]["spec"]})
+    deadline = time.monotonic() + 60
+    while admitted(["apply", "-n", env.namespace], probe):  # the bound takes effect again
+        env.kubectl("delete", "-n", env.namespace, "inventorysource", "probe")
+        assert time.monotonic() < deadline, "the restored bound never took effect"
+        time.sleep(0.5)
+
+    env.apply([*docs, *bad[1:]])
+    held_before = env.quantities("ROW_twice")
+
+    def invalid_spec() -> bool:
+        cond = env.condition("InventorySource", "old")
+        return (
+            cond is not None
+            and cond["reason"] == "InvalidSpec"
+            and "spec.pollInterval" in cond["message"]
+            and "720h" in cond["message"]
+        )
+
+    wait_for(invalid_spec, what="InvalidSpec naming spec.pollInterval on the old InventorySource")
+    uses = wait_for(lambda: env.condition("SyncRule", "uses-old"), what="the rule using it has a status")
+    assert (uses["status"], uses["reason"]) == ("False", "SourceNotFound")
+    assert "InventorySource old" in uses["message"]  # seen as missing: the slots it feeds are held
+    events = [e for e in env.events() if e["reason"] == "InvalidSpec"]
+    assert [e["involvedObject"]["name"] for e in events] == ["old"] and events[0]["type"] == "Warning"
+
+    rng = random.Random(2)
+    for sku in rng.sample(SKUS, 10):
+        env.admin(
+            "POST", "stock", {"source": "erp", "location": "L1", "sku": sku, "available": rng.randint(0, 60)}
+        )
+    assert env.invsync("sync", "drill").returncode == 0
+    wait_for(
+        lambda: follows_plan(env, docs, tmp_path / "p1"), what="the healthy rules follow stock", timeout=120
+    )
+    assert env.quantities("ROW_twice") == held_before  # nothing pushed from the source it cannot use
+    assert env.condition("SyncRule", "drill")["status"] == "True"  # type: ignore[index]
