@@ -50,7 +50,7 @@ async def test_pushes_go_on_while_the_progress_write_hangs() -> None:
     [cond] = kube.started[0]["conditions"]
     assert (cond["type"], cond["reason"], cond["message"]) == ("Reconciling", "Pushing", "pushed 1/100")
     await asyncio.wait_for(progress.close(), 5)
-    assert kube.cancelled == 1
+    assert kube.cancelled == 1 and not progress.failed  # cancelled by close(), not timed out
 
 
 async def test_the_latest_progress_wins_and_a_failing_write_is_dropped() -> None:
@@ -76,4 +76,5 @@ async def test_the_latest_progress_wins_and_a_failing_write_is_dropped() -> None
     for _ in range(5):
         await asyncio.sleep(0)
     assert written == [(1, 9), (3, 9), (4, 9)]
+    assert progress.failed  # the worker retries such a sync: the API server was away mid-push
     await progress.close()

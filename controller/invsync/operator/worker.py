@@ -192,8 +192,11 @@ class RuleWorker:
         if patch is not None:
             await self._write(patch)
         self._post(report.events)
-        self.transient = report.result in ("partial", "failure") and any(
-            ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning"
+        # A progress write that failed means the API server was away mid-sync: what changed meanwhile
+        # (stock with no webhook, a missed event) is re-read by a retried sync, as for a sync that raised.
+        self.transient = progress.failed or (
+            report.result in ("partial", "failure")
+            and any(ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning")
         )
         conditions = {c["type"]: c["status"] for c in report.status["conditions"]}
         pushed = sum(c.pushed for c in report.stores.values())
@@ -252,12 +255,14 @@ class RuleWorker:
 class ProgressWriter:
     """`Reconciling ... pushed N/M` written beside the push, never in its way: pushes need only the
     platform, so a hanging API server must not stop them (docs/operations.md, "kube-apiserver down").
-    The latest value wins; each write gives up after PROGRESS_TIMEOUT; close() drops what is left."""
+    The latest value wins; each write gives up after PROGRESS_TIMEOUT; close() drops what is left.
+    A write that failed marks the sync for a retry."""
 
     def __init__(self, write: Callable[[int, int], Awaitable[None]]) -> None:
         self._write = write
         self._latest: tuple[int, int] | None = None
         self._task: asyncio.Task[None] | None = None
+        self.failed = False  # a write failed or timed out: the sync is retried (RuleWorker.sync)
 
     async def __call__(self, done: int, total: int) -> None:
         self._latest = (done, total)
@@ -270,6 +275,7 @@ class ProgressWriter:
             try:
                 await asyncio.wait_for(self._write(done, total), PROGRESS_TIMEOUT)
             except Exception as exc:  # a progress line is not worth failing or delaying a push for
+                self.failed = True
                 log.debug("progress write (pushed %d/%d) dropped: %s", done, total, exc)
 
     async def close(self) -> None:
