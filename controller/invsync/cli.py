@@ -35,6 +35,14 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------- shared helpers
 
 
+def _one_line(text: str) -> str:
+    """An error names what the user wrote, which may hold line breaks or control characters (a field
+    named '\\x85'): shown escaped, the error stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _load(paths: Sequence[str]) -> Manifests:
     """The manifests, checked as `invsync validate` checks them: schemas, references, and what each
     rule selects as the engine sees it (a selector matching nothing, a location read twice)."""
@@ -371,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return int(args.func(args))
     except InputError as exc:
-        print(f"invsync: error: {exc}", file=sys.stderr)
+        print(f"invsync: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except Exception as exc:
         if os.environ.get("INVSYNC_DEBUG"):

@@ -123,9 +123,15 @@ def live(env: Env) -> dict[Slot, int]:
     return {(sku, wh): q for (sku, wh), q in env.quantities(SHOP).items()}
 
 
-def planned(env: Env, manifests: Sequence[Mapping[str, Any]], workdir: Path) -> dict[Slot, int | None]:
+def planned(
+    env: Env,
+    manifests: Sequence[Mapping[str, Any]],
+    workdir: Path,
+    stores: Mapping[str, str] | None = None,
+) -> dict[Slot, int | None]:
     """Desired quantity of every slot, by `invsync plan` on the sandbox's current stock and listings
-    (None: the plan leaves the slot alone)."""
+    of `stores` (Store name -> shop cipher; the drill Store by default; None: the plan leaves the slot
+    alone)."""
     state = env.admin("GET", "state")
     inventory = [
         {
@@ -141,14 +147,15 @@ def planned(env: Env, manifests: Sequence[Mapping[str, Any]], workdir: Path) -> 
     ]
     listings = [
         {
-            "store": STORE,
+            "store": store,
             "sku": sku["seller_sku"],
             "productId": product["id"],
             "skuId": sku["id"],
             "channelWarehouseId": inv["warehouse_id"],
             "quantity": inv["quantity"],
         }
-        for product in state["tiktok"][SHOP]["products"]
+        for store, cipher in (stores or {STORE: SHOP}).items()
+        for product in state["tiktok"][cipher]["products"]
         for sku in product["skus"]
         for inv in sku["inventory"]
     ]

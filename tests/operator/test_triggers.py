@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from invsync.engine.records import StockRecord
 from invsync.operator.kube import Kube
 from invsync.operator.runtime import Operator, Shard
-from invsync.operator.worker import RuleWorker
+from invsync.operator.worker import REREAD_MIN_GAP, RuleWorker
 
 
 def body(name: str, generation: int = 1, **annotations: str) -> dict[str, Any]:
@@ -96,3 +97,19 @@ def test_shard_parsing_and_ownership() -> None:
     shards = [Shard.parse(f"{i}/3") for i in range(3)]
     owners = [[s.owns("shop", f"rule-{n}") for s in shards] for n in range(50)]
     assert all(sum(o) == 1 for o in owners)
+
+
+def test_a_channel_changed_behind_invsyncs_back_is_re_read_at_once_but_never_back_to_back(
+    op: Operator,
+) -> None:
+    """docs/rules.md, "How a sync runs": orders on a busy shop must not chain full reads."""
+    w = worker(op, "a", set())
+    assert w._reread(changed=1, read=1, unreadable=0, requeue=None) is None  # no full sync yet: now
+    assert w.full and w.wake.is_set()
+    w.full, w.full_synced_at = False, time.monotonic()
+    w.wake.clear()
+    wait = w._reread(changed=1, read=1, unreadable=0, requeue=None)
+    assert wait is not None and 0 < wait <= REREAD_MIN_GAP and not w.full  # a full sync just ended
+    assert w._reread(changed=1, read=1, unreadable=0, requeue=2.0) == 2.0  # a sooner requeue stands
+    w.full_synced_at -= REREAD_MIN_GAP
+    assert w._reread(changed=1, read=1, unreadable=0, requeue=None) is None and w.full

@@ -44,12 +44,33 @@ def plain(body: Mapping[str, Any]) -> RawBody:
 
 def parse(model: type[R], body: RawBody) -> R | None:
     """The resource without its status, or None (and a log line naming it) when it does not parse."""
+    parsed = parse_checked(model, body)
+    if isinstance(parsed, str):
+        meta = body.get("metadata", {})
+        log.error(
+            "%s %s/%s is invalid: %s", body.get("kind"), meta.get("namespace"), meta.get("name"), parsed
+        )
+        return None
+    return parsed
+
+
+def parse_checked(model: type[R], body: RawBody) -> R | str:
+    """The resource without its status, or what is wrong with it: each bad field by its path in the
+    manifest (`spec.interval: duration '99999h' is longer than 720h`), for a condition and an Event."""
     try:
         return model.model_validate({k: v for k, v in body.items() if k != "status"})
     except ValidationError as exc:
-        meta = body.get("metadata", {})
-        log.error("%s %s/%s is invalid: %s", body.get("kind"), meta.get("namespace"), meta.get("name"), exc)
-        return None
+        return invalid_fields(exc)
+
+
+def invalid_fields(exc: ValidationError, limit: int = 3) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'object'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in errors[:limit]
+    ]
+    more = f"; and {len(errors) - limit} more" if len(errors) > limit else ""
+    return "; ".join(parts)[:900] + more
 
 
 def resource_version(body: RawBody | None) -> int:

@@ -31,8 +31,10 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     def keep_body(**kw: Any) -> dict[str, RawBody]:
         return {kw["namespace"]: plain(kw["body"])}
 
-    def keep_name(**kw: Any) -> dict[str, str]:
-        return {kw["namespace"]: kw["name"]}  # a Secret's presence only: never its data
+    def keep_name(**kw: Any) -> dict[str, tuple[str, str]]:
+        # A Secret's name and resourceVersion, never its data: Operator.read_secret reads the data
+        # once per resourceVersion, so an unchanged Secret costs no GET and a changed one is seen at once.
+        return {kw["namespace"]: (kw["name"], kw["body"]["metadata"].get("resourceVersion", ""))}
 
     for plural in ("stores", "warehouses", "inventorysources", "syncrules"):
         kopf.index(GROUP, VERSION, plural, id=f"{plural}_index", registry=registry)(keep_body)

@@ -78,8 +78,11 @@ class Kube:
             self.core.patch_namespaced_secret, name, namespace, {"stringData": dict(string_data)}
         )
 
-    async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> Any:
-        """Merge-patch the status subresource; returns the updated object (None if it is gone)."""
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, status: Mapping[str, Any], timeout: float | None = None
+    ) -> Any:
+        """Merge-patch the status subresource; returns the updated object (None if it is gone).
+        With `timeout`, the request is abandoned (raises) when the API server does not answer in time."""
         try:
             return await asyncio.to_thread(
                 self.custom.patch_namespaced_custom_object_status,
@@ -89,6 +92,7 @@ class Kube:
                 PLURALS[kind],
                 name,
                 {"status": dict(status)},
+                _request_timeout=timeout,
             )
         except ApiException as exc:
             if exc.status == 404:

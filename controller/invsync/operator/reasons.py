@@ -15,6 +15,8 @@ class Reason(StrEnum):
     CONNECTED = "Connected"
     AVAILABLE = "Available"
     FETCHED = "Fetched"
+    # an object the API server admitted before a bound existed: Ready=False naming its fields
+    INVALID_SPEC = "InvalidSpec"
     # what a rule refers to or selects
     STORE_NOT_FOUND = "StoreNotFound"
     WAREHOUSE_NOT_FOUND = "WarehouseNotFound"

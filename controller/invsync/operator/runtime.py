@@ -11,16 +11,20 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+import kopf
 
 from .. import metrics
 from ..api import InventorySource, Store, SyncRule, Warehouse, parse_duration
 from ..api.common import Resource
 from ..engine.records import StockRecord
-from .bodies import Index, RawBody, by_name, parse
+from .bodies import Index, RawBody, by_name, parse, parse_checked
+from .conditions import READY, Cond, merge
 from .kube import Kube, KubePorts
 from .objects import object_patch
 from .observe import observe_source, observe_store
+from .reasons import Reason
 from .state import ObjectStatus, SharedMemory, Snapshot
 from .worker import RuleWorker, utc_now
 
@@ -31,13 +35,13 @@ PROBE_DELAY = 2.0  # before probing an object no rule uses: lets the rules' firs
 
 @dataclass
 class Indices:
-    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: names only)."""
+    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: (name, resourceVersion))."""
 
     stores: Index
     warehouses: Index
     sources: Index
     rules: Index
-    secrets: Mapping[str, Iterable[str]]
+    secrets: Mapping[str, Iterable[tuple[str, str]]]
 
 
 class Operator:
@@ -53,8 +57,13 @@ class Operator:
         self.fingerprints: dict[tuple[str, str, str], Any] = {}
         self.started = False  # kopf's startup activities ran: /readyz answers 200
         self.probes: dict[tuple[str, str, str], asyncio.Task[None]] = {}
-        # (kind, namespace) -> name -> (resourceVersion, parsed resource or None when invalid)
-        self.parsed: dict[tuple[str, str], dict[str, tuple[str | None, Any]]] = {}
+        # (kind, namespace) -> name -> (resourceVersion, parsed resource or what is wrong with it)
+        self.parsed: dict[tuple[str, str], dict[str, tuple[str | None, Resource | str]]] = {}
+        # (kind, namespace, name) -> (generation, message) of the InvalidSpec status written for it
+        self.invalid: dict[tuple[str, str, str], tuple[int | None, str]] = {}
+        self.background: set[asyncio.Task[None]] = set()
+        # (namespace, name) -> (resourceVersion in the watch, the Secret's data): never logged
+        self.secret_data: dict[tuple[str, str], tuple[str, Mapping[str, str]]] = {}
 
     # ---------------------------------------------------------------- snapshot
 
@@ -67,15 +76,22 @@ class Operator:
             # Parsed once per resourceVersion: every sync of every rule snapshots the whole namespace,
             # and re-parsing it each time grew with rules x objects (bench/bench_steady.py, 100 rules).
             cached = self.parsed.get((model.__name__, namespace), {})
-            fresh: dict[str, tuple[str | None, Any]] = {}
+            fresh: dict[str, tuple[str | None, Resource | str]] = {}
+            valid: dict[str, Any] = {}
             for name, body in by_name(index, namespace).items():
                 rv = body["metadata"].get("resourceVersion")
                 hit = cached.get(name)
-                fresh[name] = (
-                    hit if hit is not None and rv is not None and hit[0] == rv else (rv, parse(model, body))
+                fresh[name] = entry = (
+                    hit
+                    if hit is not None and rv is not None and hit[0] == rv
+                    else (rv, parse_checked(model, body))
                 )
+                if isinstance(entry[1], str):
+                    self.report_invalid(model.__name__, body, entry[1])
+                else:
+                    valid[name] = entry[1]
             self.parsed[(model.__name__, namespace)] = fresh
-            return {name: obj for name, (_, obj) in fresh.items() if obj is not None}
+            return valid
 
         return Snapshot(
             namespace=namespace,
@@ -84,6 +100,60 @@ class Operator:
             warehouses=parsed(Warehouse, idx.warehouses),
             sources=parsed(InventorySource, idx.sources),
         )
+
+    def report_invalid(self, kind: str, body: RawBody, message: str) -> None:
+        """An object the operator cannot use (admitted before a bound existed, docs/operations.md,
+        "Objects the operator cannot use") gets Ready=False InvalidSpec naming its fields and a
+        Warning Event, once per generation; the rules using it see it as missing."""
+        meta = body["metadata"]
+        key = (kind, meta["namespace"], meta["name"])
+        mark = (meta.get("generation"), message)
+        owner = meta["name"] if kind == "SyncRule" else f"{kind}/{meta['name']}"  # as workers and probes
+        if self.invalid.get(key) == mark or not self.shard.owns(meta["namespace"], owner):
+            return
+        self.invalid[key] = mark
+        try:
+            task = asyncio.get_running_loop().create_task(self._write_invalid(kind, body, message))
+        except RuntimeError:  # no loop (offline callers): the next snapshot in the operator writes it
+            del self.invalid[key]
+            return
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _write_invalid(self, kind: str, body: RawBody, message: str) -> None:
+        meta = body["metadata"]
+        generation = meta.get("generation")
+        status = body.get("status") or {}
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions") or () if c.get("type") == READY), {}
+        )
+        text = f"{kind} {meta['name']} is invalid: {message}"
+        log.error("%s %s/%s is invalid: %s", kind, meta["namespace"], meta["name"], message)
+        try:
+            if (
+                status.get("observedGeneration") != generation
+                or ready.get("reason") != Reason.INVALID_SPEC
+                or ready.get("message") != text
+            ):
+                conditions = merge(
+                    status.get("conditions"),
+                    [Cond(READY, "False", Reason.INVALID_SPEC, text)],
+                    generation=generation,
+                    now=utc_now(),
+                )
+                await self.kube.patch_status(
+                    kind,
+                    meta["namespace"],
+                    meta["name"],
+                    {"observedGeneration": generation, "conditions": conditions},
+                )
+        except Exception:
+            self.invalid.pop((kind, meta["namespace"], meta["name"]), None)  # retried at the next snapshot
+            log.exception(
+                "%s %s/%s: could not write its InvalidSpec status", kind, meta["namespace"], meta["name"]
+            )
+            return
+        kopf.event(cast(kopf.Body, body), type="Warning", reason=Reason.INVALID_SPEC, message=text)
 
     async def write_objects(self, namespace: str, objects: Iterable[ObjectStatus], now: datetime) -> None:
         idx = self.indices
@@ -94,9 +164,8 @@ class Operator:
             body = by_name(index[obs.kind], namespace).get(obs.name)
             if body is None:
                 continue
-            refresh = None
-            if obs.kind == "InventorySource":
-                refresh = parse_duration((body.get("spec") or {}).get("pollInterval", "5m"))
+            source = self.parsed_source(namespace, obs.name) if obs.kind == "InventorySource" else None
+            refresh = parse_duration(source.spec.poll_interval) if source is not None else None
             patch = object_patch(
                 body.get("status"), obs, body["metadata"].get("generation"), now, refresh_after=refresh
             )
@@ -110,10 +179,30 @@ class Operator:
         body = by_name(self.indices.sources, namespace).get(name) if self.indices is not None else None
         return parse(InventorySource, body) if body is not None else None
 
+    def parsed_source(self, namespace: str, name: str) -> InventorySource | None:
+        """The source as the last snapshot parsed it; None when missing or invalid."""
+        entry = self.parsed.get(("InventorySource", namespace), {}).get(name)
+        return entry[1] if entry is not None and isinstance(entry[1], InventorySource) else None
+
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        if self.indices is not None and name not in self.indices.secrets.get(namespace, ()):
+        """The Secret's data, read from the API server once per resourceVersion the watch reports
+        (every signed webhook and every sync reads a Secret; docs/operations.md, "Secrets")."""
+        if self.indices is None:
+            return await self.kube.read_secret(namespace, name)
+        version = dict(self.indices.secrets.get(namespace, ())).get(name)
+        key = (namespace, name)
+        if version is None:
+            self.secret_data.pop(key, None)
             return None
-        return await self.kube.read_secret(namespace, name)
+        cached = self.secret_data.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = await self.kube.read_secret(namespace, name)
+        if data is None:
+            self.secret_data.pop(key, None)
+        else:
+            self.secret_data[key] = (version, data)  # at least as new as `version`: a later event rereads
+        return data
 
     # ---------------------------------------------------------------- rules
 
@@ -137,8 +226,8 @@ class Operator:
         metrics.forget_rule(namespace, name)
 
     async def stop(self) -> None:
-        for probe in list(self.probes.values()):
-            probe.cancel()
+        for task in [*self.probes.values(), *self.background]:
+            task.cancel()
         for ns, name in list(self.workers):
             worker = self.workers.pop((ns, name))
             if worker.task is not None:
@@ -170,7 +259,10 @@ class Operator:
             body = by_name(self.indices.warehouses, namespace).get(name) if self.indices else None
             if body is None:
                 return
-            kind, name = "InventorySource", body["spec"]["sourceRef"]["name"]
+            ref = ((body.get("spec") or {}).get("sourceRef") or {}).get("name")
+            if not isinstance(ref, str):
+                return  # invalid: the next snapshot of the namespace reports it
+            kind, name = "InventorySource", ref
         key = (namespace, kind, name)
         if key in self.probes or not self.shard.owns(namespace, f"{kind}/{name}"):
             return

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import metrics
 from ..api import SyncRule, SyncRuleStatus, parse_duration
 from ..engine.records import StockRecord
-from .bodies import RawBody, by_name, parse, resource_version
+from .bodies import RawBody, parse_checked, resource_version
 from .conditions import READY, RECONCILING, Cond, with_condition
 from .observe import dependencies
 from .reasons import TRANSIENT, Reason
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("invsync.operator")
 
 RETRY_BACKOFF = (5.0, 10.0, 30.0, 60.0)  # after a sync that raised: retry sooner than `interval`
+PROGRESS_TIMEOUT = 5.0  # seconds one `pushed N/M` status write may take before it is dropped
+# A channel that changed behind invsync's back is re-read at once, but not sooner than this after the
+# previous full sync ended: on a busy shop every order does it, and back-to-back full reads of a large
+# catalogue would starve the rate limit (docs/rules.md, "How a sync runs").
+REREAD_MIN_GAP = 15.0
 
 
 class RuleWorker:
@@ -52,6 +57,7 @@ class RuleWorker:
         self.synced_marks: tuple[str | None, str | None] = (None, None)
         self.last_warnings: set[tuple[str, str]] = set()
         self.transient = False  # the last sync failed for a passing reason (TRANSIENT)
+        self.full_synced_at = float("-inf")  # monotonic end of the last full sync
         self.task: asyncio.Task[None] | None = None
 
     def update(self, body: RawBody) -> None:
@@ -83,12 +89,13 @@ class RuleWorker:
 
     def _poll(self) -> float:
         """The shortest pollInterval of the sources the rule reads: a full re-read is due then."""
-        idx = self.op.indices
-        polls = [
-            parse_duration((body.get("spec") or {}).get("pollInterval", "5m")).total_seconds()
-            for name, body in (by_name(idx.sources, self.namespace).items() if idx is not None else ())
-            if ("InventorySource", name) in self.deps
-        ]
+        sources = (
+            self.op.parsed_source(self.namespace, name)
+            for kind, name in self.deps
+            if kind == "InventorySource"
+        )
+        # parsed sources only: an invalid pollInterval is the source's InvalidSpec, never this loop's crash
+        polls = [parse_duration(src.spec.poll_interval).total_seconds() for src in sources if src is not None]
         return max(min(polls, default=float("inf")), 1.0)
 
     async def run(self) -> None:
@@ -125,23 +132,50 @@ class RuleWorker:
                 self.full = True
 
     def _interval(self) -> float:
+        """The rule's `interval`; one it cannot use (the rule is InvalidSpec) waits the default 5m."""
         spec = self.body.get("spec") or {}
         try:
-            return max(parse_duration(spec.get("interval", "5m")).total_seconds(), 1.0)
+            seconds = parse_duration(str(spec.get("interval", "5m"))).total_seconds()
         except ValueError:
             return 300.0
+        return seconds if seconds >= 1.0 else 300.0
 
-    async def _set_condition(self, cond: Cond) -> None:
+    async def _set_condition(self, cond: Cond, timeout: float | None = None) -> None:
         status = self.body.get("status") or {}
         conditions = with_condition(
             status.get("conditions"), cond, generation=self.body["metadata"].get("generation"), now=utc_now()
         )
-        await self._write({"conditions": conditions})
+        await self._write({"conditions": conditions}, timeout=timeout)
 
-    async def _write(self, patch: Mapping[str, Any]) -> None:
-        updated = await self.op.kube.patch_status("SyncRule", self.namespace, self.name, patch)
+    async def _write(self, patch: Mapping[str, Any], timeout: float | None = None) -> None:
+        updated = await self.op.kube.patch_status(
+            "SyncRule", self.namespace, self.name, patch, timeout=timeout
+        )
         if updated is not None:
             self.body = updated
+
+    async def _write_progress(self, done: int, total: int) -> None:
+        cond = Cond(RECONCILING, "True", Reason.PUSHING, f"pushed {done}/{total}")
+        await self._set_condition(cond, timeout=PROGRESS_TIMEOUT)
+
+    def _reread(self, changed: int, read: int, unreadable: int, requeue: float | None) -> float | None:
+        """Ask for a full re-read: now, or when REREAD_MIN_GAP has passed since the last full sync
+        (the returned requeue, which the loop turns into a full sync)."""
+        wait = REREAD_MIN_GAP - (time.monotonic() - self.full_synced_at)
+        log.warning(
+            "SyncRule %s/%s: %d of %d live slots read changed behind invsync's back, %d stores "
+            "unreadable: full re-read%s",
+            self.namespace,
+            self.name,
+            changed,
+            read,
+            unreadable,
+            f" in {wait:.0f}s" if wait > 0 else "",
+        )
+        if wait <= 0:
+            self.trigger()
+            return requeue
+        return wait if requeue is None else min(requeue, wait)
 
     async def sync(self, skus: frozenset[str] | None, rows: list[StockRecord]) -> float | None:
         started = time.monotonic()
@@ -149,8 +183,9 @@ class RuleWorker:
         body = self.body
         self.synced_generation = body["metadata"].get("generation")
         self.synced_marks = self._marks()
-        rule: SyncRule | None = parse(SyncRule, body)
-        if rule is None:
+        rule = parse_checked(SyncRule, body)
+        if isinstance(rule, str):
+            self.op.report_invalid("SyncRule", body, rule)
             return None
         rule = rule.model_copy(update={"status": _parse_status(body)})
         snap = self.op.snapshot(self.namespace)
@@ -160,39 +195,37 @@ class RuleWorker:
             self.selects.add("Warehouse")
         metrics.set_rule_interval(self.namespace, self.name, self._interval())
 
-        async def progress(done: int, total: int) -> None:
-            await self._set_condition(Cond(RECONCILING, "True", Reason.PUSHING, f"pushed {done}/{total}"))
-
+        progress = ProgressWriter(self._write_progress)
         now = utc_now()
-        report = await sync_rule(
-            rule,
-            snap,
-            self.op.ports,
-            self.memory,
-            self.op.shared,
-            now=now,
-            skus=skus,
-            webhook_rows=rows,
-            progress=progress,
-        )
+        try:
+            report = await sync_rule(
+                rule,
+                snap,
+                self.op.ports,
+                self.memory,
+                self.op.shared,
+                now=now,
+                skus=skus,
+                webhook_rows=rows,
+                progress=progress,
+            )
+        finally:
+            await progress.close()  # before the final status, which removes Reconciling
         await self.op.write_objects(self.namespace, report.objects, now)
         patch = status_patch(self.body.get("status"), report.status, now)
         if patch is not None:
             await self._write(patch)
         self._post(report.events)
-        if report.live.reread:  # the channel changed behind invsync's back: re-read it all at once
-            log.warning(
-                "SyncRule %s/%s: %d of %d live slots read changed behind invsync's back, %d stores "
-                "unreadable: full re-read",
-                self.namespace,
-                self.name,
-                report.live.changed,
-                report.live.read,
-                len(report.live.problems),
-            )
-            self.trigger()
-        self.transient = report.result in ("partial", "failure") and any(
-            ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning"
+        requeue = report.requeue_after
+        if skus is None:
+            self.full_synced_at = time.monotonic()
+        if report.live.reread:  # the channel changed behind invsync's back: re-read it all
+            requeue = self._reread(report.live.changed, report.live.read, len(report.live.problems), requeue)
+        # A progress write that failed means the API server was away mid-sync: what changed meanwhile
+        # (stock with no webhook, a missed event) is re-read by a retried sync, as for a sync that raised.
+        self.transient = progress.failed or (
+            report.result in ("partial", "failure")
+            and any(ev.reason in TRANSIENT for ev in report.events if ev.type == "Warning")
         )
         conditions = {c["type"]: c["status"] for c in report.status["conditions"]}
         pushed = sum(c.pushed for c in report.stores.values())
@@ -234,7 +267,7 @@ class RuleWorker:
         metrics.set_pool_allocation(self.namespace, {w: float(r) for w, r in report.allocation.items()})
         for seconds in report.change_to_push:
             metrics.CHANGE_TO_PUSH.labels("tiktok").observe(seconds)
-        return report.requeue_after
+        return requeue
 
     def _post(self, events: Iterable[Event]) -> None:
         """Post Events; standing warnings (holds, conflicts, missing things) once per change."""
@@ -246,6 +279,40 @@ class RuleWorker:
                     continue
             kopf.event(cast(kopf.Body, self.body), type=ev.type, reason=ev.reason, message=ev.message)
         self.last_warnings = warnings
+
+
+class ProgressWriter:
+    """`Reconciling ... pushed N/M` written beside the push, never in its way: pushes need only the
+    platform, so a hanging API server must not stop them (docs/operations.md, "kube-apiserver down").
+    The latest value wins; each write gives up after PROGRESS_TIMEOUT; close() drops what is left.
+    A write that failed marks the sync for a retry."""
+
+    def __init__(self, write: Callable[[int, int], Awaitable[None]]) -> None:
+        self._write = write
+        self._latest: tuple[int, int] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.failed = False  # a write failed or timed out: the sync is retried (RuleWorker.sync)
+
+    async def __call__(self, done: int, total: int) -> None:
+        self._latest = (done, total)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._latest is not None:
+            (done, total), self._latest = self._latest, None
+            try:
+                await asyncio.wait_for(self._write(done, total), PROGRESS_TIMEOUT)
+            except Exception as exc:  # a progress line is not worth failing or delaying a push for
+                self.failed = True
+                log.debug("progress write (pushed %d/%d) dropped: %s", done, total, exc)
+
+    async def close(self) -> None:
+        self._latest = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def _parse_status(body: Mapping[str, Any]) -> SyncRuleStatus | None:
