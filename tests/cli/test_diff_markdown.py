@@ -199,3 +199,30 @@ def test_long_tables_fold_after_the_first_rows_with_their_count(
         "markdown",
     )
     assert "<details>" not in md
+
+
+def test_low_stock_zeroing_the_other_store_is_a_missed_sale_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Head keeps the last 8 units on s1 only: s2's slot goes to 0 over a pool of 8 (docs/rules.md, step 9).
+    both = "stores: {names: [s1]}"
+    low = "  lowStock: {threshold: 10, preferredStore: s1}\n"
+    base = _rule("r1", "s1").replace(both, "stores: {names: [s1, s2]}")
+    head = _rule("r1", "s1", extra=low).replace(both, "stores: {names: [s1, s2]}")
+    listings = [("s1", "A", 8), ("s2", "A", 8)]
+    code, md = _diff(tmp_path, capsys, [base], [head], {"A": 8}, listings, "markdown")
+    assert code == 1
+    assert "| r1 | s2 | c | A | 8 | 8 | lowStock | yes |" in md
+    assert "| r1 | s1 |" not in md
+
+
+def test_an_allocation_already_over_100_percent_is_shown_as_not_new(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Both sides offer jkt at 120%; head only changes s1's ratio from 60 to 70 (130%).
+    base = [_rule("r1", "s1", 60), _rule("r2", "s2", 60)]
+    head = [_rule("r1", "s1", 70), _rule("r2", "s2", 60)]
+    listings = [("s1", "A", 6), ("s2", "A", 6)]
+    code, md = _diff(tmp_path, capsys, base, head, {"A": 10}, listings, "markdown")
+    assert code == 1
+    assert "| jkt | 1.3 | 1.2 | r1, r2 | no |" in md
