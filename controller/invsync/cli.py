@@ -327,52 +327,51 @@ def _render_diff(diff: Diff, found: Risks, output: str) -> str:
     rows = [(r.store, r.channel_warehouse_id, r.sku, r.before, r.after, f"{r.delta:+d}") for r in diff.rows]
     lists = _risk_lists(found)
     if output == "json":
-        return json.dumps(
-            {
-                "stores": {s: {"up": u, "down": d, "toZero": z, "unitsMoved": m} for s, u, d, z, m in stores},
-                "rows": [
-                    {"store": s, "channelWarehouseId": c, "sku": k, "before": b, "after": a, "delta": a - b}
-                    for s, c, k, b, a, _ in rows
+        doc: dict[str, Any] = {
+            "stores": {s: {"up": u, "down": d, "toZero": z, "unitsMoved": m} for s, u, d, z, m in stores},
+            "rows": [
+                {"store": s, "channelWarehouseId": c, "sku": k, "before": b, "after": a, "delta": a - b}
+                for s, c, k, b, a, _ in rows
+            ],
+        }
+        if rows:  # as in the text outputs: a change that moves nothing has no risks to review
+            doc["risks"] = {
+                "missedSales": [
+                    {
+                        "rule": m.rule,
+                        "store": m.store,
+                        "channelWarehouseId": m.channel_warehouse_id,
+                        "sku": m.sku,
+                        "before": m.before,
+                        "pool": m.pool,
+                        "reason": m.reason,
+                        "introduced": m.introduced,
+                    }
+                    for m in found.missed_sales
                 ],
-                "risks": {
-                    "missedSales": [
-                        {
-                            "rule": m.rule,
-                            "store": m.store,
-                            "channelWarehouseId": m.channel_warehouse_id,
-                            "sku": m.sku,
-                            "before": m.before,
-                            "pool": m.pool,
-                            "reason": m.reason,
-                            "introduced": m.introduced,
-                        }
-                        for m in found.missed_sales
-                    ],
-                    "overAllocated": [
-                        {
-                            "warehouse": o.warehouse,
-                            "ratio": _ratio(o.ratio),
-                            "baseRatio": _ratio(o.base_ratio),
-                            "rules": list(o.rules),
-                            "introduced": o.introduced,
-                        }
-                        for o in found.over_allocated
-                    ],
-                    "safetyHolds": [
-                        {
-                            "rule": h.rule,
-                            "zeroing": h.hold.zeroing,
-                            "of": h.hold.of,
-                            "maxZeroFraction": h.max_zero_fraction,
-                            "minListings": h.min_listings,
-                            "introduced": h.introduced,
-                        }
-                        for h in found.safety_stops
-                    ],
-                },
-            },
-            indent=2,
-        )
+                "overAllocated": [
+                    {
+                        "warehouse": o.warehouse,
+                        "ratio": _ratio(o.ratio),
+                        "baseRatio": _ratio(o.base_ratio),
+                        "rules": list(o.rules),
+                        "introduced": o.introduced,
+                    }
+                    for o in found.over_allocated
+                ],
+                "safetyHolds": [
+                    {
+                        "rule": h.rule,
+                        "zeroing": h.hold.zeroing,
+                        "of": h.hold.of,
+                        "maxZeroFraction": h.max_zero_fraction,
+                        "minListings": h.min_listings,
+                        "introduced": h.introduced,
+                    }
+                    for h in found.safety_stops
+                ],
+            }
+        return json.dumps(doc, indent=2)
     if not rows:  # the change moves nothing: the risks the rules already had are not its to review
         return "### invsync diff: no listing changes" if output == "markdown" else "no listing changes"
     summary_header = ("STORE", "UP", "DOWN", "TO ZERO", "UNITS MOVED")
@@ -424,7 +423,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     head_world = World(head.rules, head.stores, head.warehouses, base_world.stock, base_world.listings)
     base_plan, head_plan = compute_plan(base_world), compute_plan(head_world)
     diff = diff_plans(base_plan, head_plan)
-    print(_render_diff(diff, risks(base_plan, head_plan, head_world), args.output))
+    found = risks(base_plan, head_plan, head_world) if diff.changed else Risks([], [], [])
+    print(_render_diff(diff, found, args.output))
     return 1 if diff.changed else 0
 
 
