@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any, NoReturn
 
 from .api.loader import Manifests, load_and_validate
-from .engine import Diff, Plan, World, compute_plan, diff_plans, explain
+from .engine import Diff, Plan, Risks, World, compute_plan, diff_plans, explain, risks
 from .engine.selection import selection
 from .errors import InputError
 from .review import at_ref, read_live, register_snapshot
@@ -278,32 +278,137 @@ def register_diff(sub: Any) -> None:
     p.set_defaults(func=cmd_diff)
 
 
-def _render_diff(diff: Diff, output: str) -> str:
+FOLD_AFTER = 50  # markdown rows shown before the rest fold into <details>
+
+
+def _risk_lists(found: Risks) -> dict[str, list[tuple[object, ...]]]:
+    """The risks as table rows, newly introduced ones first (the order a reviewer reads them)."""
+
+    def new(introduced: bool) -> str:
+        return "yes" if introduced else "no"
+
+    missed = sorted(found.missed_sales, key=lambda m: not m.introduced)
+    over = sorted(found.over_allocated, key=lambda o: not o.introduced)
+    stops = sorted(found.safety_stops, key=lambda h: not h.introduced)
+    return {
+        "missedSales": [
+            (m.rule, m.store, m.channel_warehouse_id, m.sku, m.before, m.pool, m.reason, new(m.introduced))
+            for m in missed
+        ],
+        "overAllocated": [
+            (o.warehouse, _ratio(o.ratio), _ratio(o.base_ratio), ", ".join(o.rules), new(o.introduced))
+            for o in over
+        ],
+        "safetyHolds": [
+            (h.rule, h.hold.zeroing, h.hold.of, h.max_zero_fraction, h.min_listings, new(h.introduced))
+            for h in stops
+        ],
+    }
+
+
+RISK_HEADERS = {
+    "missedSales": ("RULE", "STORE", "CHANNEL WAREHOUSE", "SKU", "BEFORE", "POOL", "REASON", "NEW"),
+    "overAllocated": ("WAREHOUSE", "RATIO", "BASE RATIO", "RULES", "NEW"),
+    "safetyHolds": ("RULE", "ZEROING", "OF SHOWING STOCK", "MAX ZERO FRACTION", "MIN LISTINGS", "NEW"),
+}
+RISK_TITLES = {
+    "missedSales": "listing(s) would show 0 while their pool has stock (missed sales)",
+    "overAllocated": "pool(s) allocated over 100% across rules (oversell risk)",
+    "safetyHolds": "rule(s) the safety hold would stop (nothing of them pushed)",
+}
+
+
+def _folded(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table whose rows after the first FOLD_AFTER fold into a <details> with their count."""
+    shown = _markdown(header, rows[:FOLD_AFTER])
+    rest = rows[FOLD_AFTER:]
+    if not rest:
+        return shown
+    return (
+        f"{shown}\n\n<details><summary>{len(rest)} more rows</summary>\n\n"
+        f"{_markdown(header, rest)}\n\n</details>"
+    )
+
+
+def _render_diff(diff: Diff, found: Risks, output: str) -> str:
     stores = [(s, c.up, c.down, c.to_zero, c.units_moved) for s, c in diff.stores.items()]
     rows = [(r.store, r.channel_warehouse_id, r.sku, r.before, r.after, f"{r.delta:+d}") for r in diff.rows]
+    lists = _risk_lists(found)
     if output == "json":
-        return json.dumps(
-            {
-                "stores": {s: {"up": u, "down": d, "toZero": z, "unitsMoved": m} for s, u, d, z, m in stores},
-                "rows": [
-                    {"store": s, "channelWarehouseId": c, "sku": k, "before": b, "after": a, "delta": a - b}
-                    for s, c, k, b, a, _ in rows
+        doc: dict[str, Any] = {
+            "stores": {s: {"up": u, "down": d, "toZero": z, "unitsMoved": m} for s, u, d, z, m in stores},
+            "rows": [
+                {"store": s, "channelWarehouseId": c, "sku": k, "before": b, "after": a, "delta": a - b}
+                for s, c, k, b, a, _ in rows
+            ],
+        }
+        if rows:  # as in the text outputs: a change that moves nothing has no risks to review
+            doc["risks"] = {
+                "missedSales": [
+                    {
+                        "rule": m.rule,
+                        "store": m.store,
+                        "channelWarehouseId": m.channel_warehouse_id,
+                        "sku": m.sku,
+                        "before": m.before,
+                        "pool": m.pool,
+                        "reason": m.reason,
+                        "introduced": m.introduced,
+                    }
+                    for m in found.missed_sales
                 ],
-            },
-            indent=2,
-        )
-    if not rows:
+                "overAllocated": [
+                    {
+                        "warehouse": o.warehouse,
+                        "ratio": _ratio(o.ratio),
+                        "baseRatio": _ratio(o.base_ratio),
+                        "rules": list(o.rules),
+                        "introduced": o.introduced,
+                    }
+                    for o in found.over_allocated
+                ],
+                "safetyHolds": [
+                    {
+                        "rule": h.rule,
+                        "zeroing": h.hold.zeroing,
+                        "of": h.hold.of,
+                        "maxZeroFraction": h.max_zero_fraction,
+                        "minListings": h.min_listings,
+                        "introduced": h.introduced,
+                    }
+                    for h in found.safety_stops
+                ],
+            }
+        return json.dumps(doc, indent=2)
+    if not rows:  # the change moves nothing: the risks the rules already had are not its to review
         return "### invsync diff: no listing changes" if output == "markdown" else "no listing changes"
     summary_header = ("STORE", "UP", "DOWN", "TO ZERO", "UNITS MOVED")
     rows_header = ("STORE", "CHANNEL WAREHOUSE", "SKU", "BEFORE", "AFTER", "DELTA")
+    present = {key: found_rows for key, found_rows in lists.items() if found_rows}
     if output == "markdown":
-        return (
-            f"### invsync diff: {len(rows)} listing(s) change\n\n"
-            + _markdown([h.lower() for h in summary_header], stores)
-            + "\n\n"
-            + _markdown([h.lower() for h in rows_header], rows)
-        )
-    return _table(summary_header, stores) + "\n\n" + _table(rows_header, rows)
+        parts = [f"### invsync diff: {len(rows)} listing(s) change"]
+        if present:
+            parts.append("#### Risks to review first")
+            parts += [
+                f"**{len(found_rows)} {RISK_TITLES[key]}**\n\n"
+                + _folded([h.lower() for h in RISK_HEADERS[key]], found_rows)
+                for key, found_rows in present.items()
+            ]
+        else:
+            parts.append("No risks found: no missed sale, no pool over 100%, no safety hold.")
+        parts += [
+            "#### Per store",
+            _markdown([h.lower() for h in summary_header], stores),
+            f"#### {len(rows)} changed listing(s)",
+            _folded([h.lower() for h in rows_header], rows),
+        ]
+        return "\n\n".join(parts)
+    risk_tables = [
+        f"{len(found_rows)} {RISK_TITLES[key]}:\n" + _table(RISK_HEADERS[key], found_rows)
+        for key, found_rows in present.items()
+    ]
+    # A terminal reads from the top: the summary leads, the risks follow the rows (markdown leads with them)
+    return "\n\n".join([_table(summary_header, stores), _table(rows_header, rows), *risk_tables])
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -324,8 +429,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         base_world = _world(base, args.inventory, args.listings, [head])
     head_world = World(head.rules, head.stores, head.warehouses, base_world.stock, base_world.listings)
-    diff = diff_plans(compute_plan(base_world), compute_plan(head_world))
-    print(_render_diff(diff, args.output))
+    base_plan, head_plan = compute_plan(base_world), compute_plan(head_world)
+    diff = diff_plans(base_plan, head_plan)
+    found = risks(base_plan, head_plan, head_world) if diff.changed else Risks([], [], [])
+    print(_render_diff(diff, found, args.output))
     return 1 if diff.changed else 0
 
 

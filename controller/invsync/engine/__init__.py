@@ -30,10 +30,25 @@ Public API (the operator and the CLI code against exactly these):
   their live values; DecreasesFirst: priority 0 zeroes, 1 decreases, 2 increases).
 - ``diff_plans(base, head) -> Diff`` with ``rows`` (DiffRow: store, channel_warehouse_id, sku, before,
   after, delta; in listing order) and ``stores`` (StoreChange: up, down, to_zero, units_moved).
+- ``risks(base, head, world) -> Risks`` (``world``: head's): ``missed_sales`` (MissedSale: a head row at
+  0 with a reason in ``MISSED_SALE_REASONS`` whose step-1 pool > 0), ``over_allocated`` (OverAllocated:
+  head ``allocation`` > 1, with the base ratio and the rules drawing on it), ``safety_stops``
+  (SafetyStop: ``safety_hold`` of a head rule's rows under its policy); each has ``introduced``.
 """
 
 from .compute import REASONS, Explanation, Plan, PlanCounts, PlanRows, RulePlan, World, compute_plan, explain
-from .diff import Diff, DiffRow, StoreChange, diff_plans
+from .diff import (
+    MISSED_SALE_REASONS,
+    Diff,
+    DiffRow,
+    MissedSale,
+    OverAllocated,
+    Risks,
+    SafetyStop,
+    StoreChange,
+    diff_plans,
+    risks,
+)
 from .push import push_batches, safety_hold
 from .records import (
     HELD_CAUSES,
@@ -51,6 +66,7 @@ from .selection import Selection, selection
 
 __all__ = [
     "HELD_CAUSES",
+    "MISSED_SALE_REASONS",
     "REASONS",
     "Conflict",
     "Diff",
@@ -59,13 +75,17 @@ __all__ = [
     "HeldSlots",
     "Hold",
     "Listing",
+    "MissedSale",
     "NotWritable",
+    "OverAllocated",
     "Plan",
     "PlanCounts",
     "PlanRow",
     "PlanRows",
     "ProductBatch",
+    "Risks",
     "RulePlan",
+    "SafetyStop",
     "Selection",
     "SlotUpdate",
     "StockRecord",
@@ -75,6 +95,7 @@ __all__ = [
     "diff_plans",
     "explain",
     "push_batches",
+    "risks",
     "safety_hold",
     "selection",
 ]

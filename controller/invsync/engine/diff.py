@@ -1,14 +1,17 @@
-"""What a rule change does to the channel: the slots whose quantity would move (`invsync diff`)."""
+"""What a rule change does to the channel: the slots whose quantity would move, and the risks a reviewer
+must see first (`invsync diff`)."""
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import overload
+from fractions import Fraction
+from typing import Final, overload
 
-from .compute import Plan, gc_paused
-from .records import Listing
+from .compute import Plan, World, _Feed, _Planner, gc_paused
+from .push import safety_hold
+from .records import Hold, Listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,17 @@ class Diff:
         return bool(self.rows)
 
 
+def _before(base: Plan, listings: Sequence[Listing]) -> list[int]:
+    """Per slot of `listings`: what `base` shows there (its desired, else the live quantity)."""
+    before_of = base.effective()
+    if base.listings is listings:
+        return before_of
+    keyed = {
+        (s.store, s.channel_warehouse_id, s.sku): v for s, v in zip(base.listings, before_of, strict=True)
+    }
+    return [keyed.get((s.store, s.channel_warehouse_id, s.sku), s.quantity) for s in listings]
+
+
 def diff_plans(base: Plan, head: Plan) -> Diff:
     """Slots whose quantity changes once `head` replaces `base`, assuming the channel is in sync with base.
 
@@ -84,13 +98,7 @@ def diff_plans(base: Plan, head: Plan) -> Diff:
     """
     with gc_paused():
         listings = head.listings
-        before_of = base.effective()
-        if base.listings is not listings:
-            keyed = {
-                (s.store, s.channel_warehouse_id, s.sku): v
-                for s, v in zip(base.listings, before_of, strict=True)
-            }
-            before_of = [keyed.get((s.store, s.channel_warehouse_id, s.sku), s.quantity) for s in listings]
+        before_of = _before(base, listings)
         after_of = list(before_of)
         for rule_plan in head.rules.values():
             for i, value in rule_plan.rows.slots():
@@ -114,3 +122,129 @@ def diff_plans(base: Plan, head: Plan) -> Diff:
             t[3] += abs(value - was)
         stores = {name: StoreChange(*t) for name, t in sorted(totals.items())}
         return Diff(DiffRows(listings, index, befores, afters), stores)
+
+
+# --------------------------------------------------------------------------- risks
+
+# A zero decided by these steps of docs/rules.md may hide stock the pool has (a threshold, the low-stock
+# rule, rounding or a cap); fixedQuantity and continue selling are set by hand, noSource has no pool.
+MISSED_SALE_REASONS: Final = ("ratio", "threshold", "lowStock", "clamp")
+
+
+@dataclass(frozen=True, slots=True)
+class MissedSale:
+    """A slot the head plan shows at 0 while the Warehouses feeding it hold `pool` units (step 1's
+    pool); `before` is what the base shows there, so `before > 0` means the change zeroes it."""
+
+    rule: str
+    store: str
+    channel_warehouse_id: str
+    sku: str
+    reason: str
+    pool: int
+    before: int
+
+    @property
+    def introduced(self) -> bool:
+        return self.before > 0
+
+
+@dataclass(frozen=True, slots=True)
+class OverAllocated:
+    """A warehouse whose pool the head plan offers more than once (docs/rules.md, "Pool allocation")."""
+
+    warehouse: str
+    ratio: Fraction
+    base_ratio: Fraction
+    rules: tuple[str, ...]  # the head rules drawing on it
+
+    @property
+    def introduced(self) -> bool:
+        return self.base_ratio <= 1
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyStop:
+    """A head rule whose plan the safety policy would hold (`invsync run` would push nothing of it)."""
+
+    rule: str
+    hold: Hold
+    max_zero_fraction: float
+    min_listings: int
+    introduced: bool  # the base plan of the rule would not be held
+
+
+@dataclass(frozen=True)
+class Risks:
+    missed_sales: list[MissedSale]  # in rule, then listing order
+    over_allocated: list[OverAllocated]  # by warehouse name
+    safety_stops: list[SafetyStop]  # oldest rule first
+
+    def __bool__(self) -> bool:
+        return bool(self.missed_sales or self.over_allocated or self.safety_stops)
+
+
+def _pool(feed: _Feed, sku: str) -> int:
+    """Step 1's pool of `sku` in `feed`: the enabled, non-negative stock of its contributing locations."""
+    return sum(
+        max(r.available, 0) * len(feed.where.get(r.source, {}).get(r.location, ()))
+        for r in feed.by_sku.get(sku, ())
+        if r.enabled
+    )
+
+
+def _missed_sales(base: Plan, head: Plan, world: World) -> list[MissedSale]:
+    zeroes = [
+        (rule_plan, k, i)
+        for rule_plan in head.rules.values()
+        for k, (i, desired) in enumerate(rule_plan.rows.slots())
+        if desired == 0
+    ]
+    if not zeroes:
+        return []
+    before_of = _before(base, head.listings)
+    planner = _Planner(world, frozenset(head.listings[i].sku for _, _, i in zeroes))
+    found = []
+    for rule_plan, k, i in zeroes:
+        row = rule_plan.rows[k]
+        if row.reason not in MISSED_SALE_REASONS:
+            continue
+        store_plan = planner.stores[row.store]
+        position = next(p for p, r in enumerate(store_plan.rules) if r.name == row.rule)
+        feed = store_plan.resolve(position, row.channel_warehouse_id)
+        pool = _pool(feed, row.sku) if isinstance(feed, _Feed) else 0
+        if pool > 0:
+            found.append(
+                MissedSale(
+                    row.rule, row.store, row.channel_warehouse_id, row.sku, row.reason, pool, before_of[i]
+                )
+            )
+    return found
+
+
+def risks(base: Plan, head: Plan, world: World) -> Risks:
+    """What a reviewer must see before the rows: slots shown at 0 over a pool with stock (missed sales),
+    pools offered more than once (oversell), and rules the safety policy would hold. `world` is the one
+    `head` was planned on; each record says whether the change introduced it."""
+    with gc_paused():
+        missed = _missed_sales(base, head, world)
+    over = [
+        OverAllocated(
+            warehouse,
+            ratio,
+            base.allocation.get(warehouse, Fraction(0)),
+            tuple(name for name, rp in head.rules.items() if warehouse in rp.oversell_risk),
+        )
+        for warehouse, ratio in sorted(head.allocation.items())
+        if ratio > 1
+    ]
+    policies = {r.name: r.spec.safety for r in world.rules}
+    stops = []
+    for name, rule_plan in head.rules.items():
+        policy = policies[name]
+        hold = safety_hold(rule_plan.rows, policy)
+        if hold is not None:
+            was = base.rules.get(name)
+            introduced = was is None or safety_hold(was.rows, policy) is None
+            stops.append(SafetyStop(name, hold, policy.max_zero_fraction, policy.min_listings, introduced))
+    return Risks(missed, over, stops)
