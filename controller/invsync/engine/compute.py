@@ -361,6 +361,15 @@ class _Feed:
                     if name in ratios:
                         self.where[source][location].append((name, ratios[name]))
 
+    def pool(self, sku: str) -> int:
+        """Step 5's pool of `sku`: the enabled, non-negative stock of every contributing location."""
+        where = self.where
+        return sum(
+            max(r.available, 0) * len(where.get(r.source, {}).get(r.location, ()))
+            for r in self.by_sku.get(sku, ())
+            if r.enabled
+        )
+
     def decide(self, sku: str, s: _Settings, steps: list[str] | None) -> tuple[int, str]:
         """(desired, reason) of `sku` (HELD / UNMATCHED as desired for slots left alone), steps 1 and 3-9."""
         cap = self.store_max if s.max_quantity is None else min(s.max_quantity, self.store_max)
@@ -823,3 +832,16 @@ def _candidates(planner: _Planner, sp: _StorePlan, pos: int, cw: str, feed: _Fee
         elif w.spec.type == "Platform":
             lines.append(f"1. {name}: type Platform (platform-fulfilled), never counted")
     return lines
+
+
+def slot_pools(world: World, rows: Sequence[PlanRow]) -> list[int]:
+    """Per row of `world`'s plan, the pool (step 5) of the warehouses feeding its slot; 0 for a slot
+    the rule does not feed from stock (held, fixed, not managed)."""
+    planner = _Planner(world, frozenset(r.sku for r in rows))
+    pools = []
+    for row in rows:
+        store_plan = planner.stores[row.store]
+        position = next(p for p, r in enumerate(store_plan.rules) if r.name == row.rule)
+        feed = store_plan.resolve(position, row.channel_warehouse_id)
+        pools.append(feed.pool(row.sku) if isinstance(feed, _Feed) else 0)
+    return pools

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final, overload
 
-from .compute import Plan, World, _Feed, _Planner, gc_paused
+from .compute import Plan, World, gc_paused, slot_pools
 from .push import safety_hold
 from .records import Hold, Listing
 
@@ -184,15 +184,6 @@ class Risks:
         return bool(self.missed_sales or self.over_allocated or self.safety_stops)
 
 
-def _pool(feed: _Feed, sku: str) -> int:
-    """Step 1's pool of `sku` in `feed`: the enabled, non-negative stock of its contributing locations."""
-    return sum(
-        max(r.available, 0) * len(feed.where.get(r.source, {}).get(r.location, ()))
-        for r in feed.by_sku.get(sku, ())
-        if r.enabled
-    )
-
-
 def _missed_sales(base: Plan, head: Plan, world: World) -> list[MissedSale]:
     zeroes = [
         (rule_plan, k, i)
@@ -203,22 +194,14 @@ def _missed_sales(base: Plan, head: Plan, world: World) -> list[MissedSale]:
     if not zeroes:
         return []
     before_of = _before(base, head.listings)
-    planner = _Planner(world, frozenset(head.listings[i].sku for _, _, i in zeroes))
-    found = []
-    for rule_plan, k, i in zeroes:
-        row = rule_plan.rows[k]
-        if row.reason not in MISSED_SALE_REASONS:
-            continue
-        store_plan = planner.stores[row.store]
-        position = next(p for p, r in enumerate(store_plan.rules) if r.name == row.rule)
-        feed = store_plan.resolve(position, row.channel_warehouse_id)
-        pool = _pool(feed, row.sku) if isinstance(feed, _Feed) else 0
-        if pool > 0:
-            found.append(
-                MissedSale(
-                    row.rule, row.store, row.channel_warehouse_id, row.sku, row.reason, pool, before_of[i]
-                )
-            )
+    candidates = [(rule_plan.rows[k], i) for rule_plan, k, i in zeroes]
+    candidates = [(row, i) for row, i in candidates if row.reason in MISSED_SALE_REASONS]
+    pools = slot_pools(world, [row for row, _ in candidates])
+    found = [
+        MissedSale(row.rule, row.store, row.channel_warehouse_id, row.sku, row.reason, pool, before_of[i])
+        for (row, i), pool in zip(candidates, pools, strict=True)
+        if pool > 0
+    ]
     return found
 
 
