@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,13 +33,27 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+# Ports a process listens on later are picked below the kernel's ephemeral range (32768-60999 on
+# Linux): a port picked from that range can be taken as the source port of any outgoing connection
+# before the operator binds it (a clean-clone `make test` beside `make bench` lost one that way).
+_LISTEN_PORTS = range(20000, 32768)
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct free loopback ports (held open together, so the kernel cannot hand out one twice)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    """`n` distinct loopback ports free now (held open together while picked), outside the ephemeral range."""
+    socks: list[socket.socket] = []
     try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+        for port in random.sample(_LISTEN_PORTS, len(_LISTEN_PORTS)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            socks.append(sock)
+            if len(socks) == n:
+                return [int(s.getsockname()[1]) for s in socks]
+        raise RuntimeError(f"no {n} free ports in {_LISTEN_PORTS}")
     finally:
         for sock in socks:
             sock.close()
