@@ -37,25 +37,35 @@ R = TypeVar("R", bound=Resource)
 # --------------------------------------------------------------------------- reading the cluster
 
 
-def _objects(kube: Kube, model: type[R], namespace: str) -> list[R]:
-    """The namespace's resources of one kind, parsed as the operator parses them (status left out)."""
+@contextlib.contextmanager
+def _api_errors(*, forbidden: str, failed: str, unreachable: str) -> Iterator[None]:
+    """A refused or failed API server call as one line naming what was asked (imported late: the
+    offline commands never load the Kubernetes client)."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 403:
+            raise InputError(forbidden) from None
+        raise InputError(f"{failed}: {exc.status} {exc.reason}") from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise InputError(f"{unreachable}: {exc}") from None
+
+
+def _objects(kube: Kube, model: type[R], namespace: str) -> list[R]:
+    """The namespace's resources of one kind, parsed as the operator parses them (status left out)."""
     from .operator.kube import PLURALS
 
     kind, plural = model.__name__, PLURALS[model.__name__]
-    try:
+    with _api_errors(
+        forbidden=f"cannot list {plural} in namespace {namespace}: forbidden "
+        f"(the user needs list on {plural}.invsync.dev in {namespace})",
+        failed=f"listing {plural} in namespace {namespace}",
+        unreachable="cannot reach the Kubernetes API server",
+    ):
         bodies = kube.list(kind, namespace)
-    except ApiException as exc:
-        if exc.status == 403:
-            raise InputError(
-                f"cannot list {plural} in namespace {namespace}: forbidden "
-                f"(the user needs list on {plural}.invsync.dev in {namespace})"
-            ) from None
-        raise InputError(f"listing {plural} in namespace {namespace}: {exc.status} {exc.reason}") from None
-    except urllib3.exceptions.HTTPError as exc:
-        raise InputError(f"cannot reach the Kubernetes API server: {exc}") from None
     found = []
     for body in bodies:
         try:
@@ -69,22 +79,13 @@ def _objects(kube: Kube, model: type[R], namespace: str) -> list[R]:
 
 
 async def _secret(ports: KubePorts, namespace: str, name: str, owner: str) -> Mapping[str, str]:
-    import urllib3
-    from kubernetes.client.exceptions import ApiException
-
-    try:
+    with _api_errors(
+        forbidden=f"Secret {name} (credentials of {owner}): forbidden: the user needs get on secrets "
+        f"in namespace {namespace}",
+        failed=f"Secret {namespace}/{name}",
+        unreachable=f"Secret {namespace}/{name}: cannot reach the Kubernetes API server",
+    ):
         secret = await ports.read_secret(namespace, name)
-    except ApiException as exc:
-        if exc.status == 403:
-            raise InputError(
-                f"Secret {name} (credentials of {owner}): forbidden: the user needs get on secrets "
-                f"in namespace {namespace}"
-            ) from None
-        raise InputError(f"Secret {namespace}/{name}: {exc.status} {exc.reason}") from None
-    except urllib3.exceptions.HTTPError as exc:
-        raise InputError(
-            f"Secret {namespace}/{name}: cannot reach the Kubernetes API server: {exc}"
-        ) from None
     if secret is None:
         raise InputError(f"Secret {name} (credentials of {owner}) not found in namespace {namespace}")
     return secret
