@@ -9,30 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from small_world import WORLD
 
 from invsync.cli import FOLD_AFTER, main
-
-WORLD = """\
-    apiVersion: invsync.dev/v1alpha1
-    kind: InventorySource
-    metadata: {name: shop}
-    spec: {provider: http, endpoint: "http://127.0.0.1:1/erp"}
-    ---
-    apiVersion: invsync.dev/v1alpha1
-    kind: Warehouse
-    metadata: {name: jkt}
-    spec: {sourceRef: {name: shop}, locationId: jkt}
-    ---
-    apiVersion: invsync.dev/v1alpha1
-    kind: Store
-    metadata: {name: s1}
-    spec: {platform: tiktok, shopCipher: A, credentialsSecretRef: {name: t}}
-    ---
-    apiVersion: invsync.dev/v1alpha1
-    kind: Store
-    metadata: {name: s2}
-    spec: {platform: tiktok, shopCipher: B, credentialsSecretRef: {name: t}}
-    """
 
 
 def _rule(name: str, store: str, ratio: int = 100, extra: str = "") -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from small_world import WORLD
 
 from invsync.cli import main
 
@@ -161,31 +162,7 @@ def test_explain_sku(capsys: pytest.CaptureFixture[str]) -> None:
 def _world_files(
     tmp: Path, rules: str, stock: list[dict[str, Any]], listings: list[dict[str, Any]]
 ) -> list[str]:
-    (tmp / "world.yaml").write_text(
-        textwrap.dedent(
-            """\
-            apiVersion: invsync.dev/v1alpha1
-            kind: InventorySource
-            metadata: {name: shop}
-            spec: {provider: http, endpoint: "http://127.0.0.1:1/erp"}
-            ---
-            apiVersion: invsync.dev/v1alpha1
-            kind: Warehouse
-            metadata: {name: jkt}
-            spec: {sourceRef: {name: shop}, locationId: jkt}
-            ---
-            apiVersion: invsync.dev/v1alpha1
-            kind: Store
-            metadata: {name: s1}
-            spec: {platform: tiktok, shopCipher: A, credentialsSecretRef: {name: t}}
-            ---
-            apiVersion: invsync.dev/v1alpha1
-            kind: Store
-            metadata: {name: s2}
-            spec: {platform: tiktok, shopCipher: B, credentialsSecretRef: {name: t}}
-            """
-        )
-    )
+    (tmp / "world.yaml").write_text(textwrap.dedent(WORLD))
     (tmp / "rules.yaml").write_text(textwrap.dedent(rules))
     (tmp / "inventory.json").write_text(json.dumps({"inventory": stock}))
     (tmp / "listings.json").write_text(json.dumps({"listings": listings}))
