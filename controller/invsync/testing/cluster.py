@@ -2,9 +2,10 @@
 
 End-to-end tests and ``make cluster-up`` both run it, so admission (schemas, CEL), status
 subresources, watches, RBAC and ServiceAccount tokens are the API server's own, never a mock.
-There is no controller-manager: namespaces are never deleted and no Pods run.
+There is no controller-manager: namespaces are never deleted and no Pods run. With ``--node``
+(``make deploy``) a real node joins it and Pods run (testing/node.py).
 
-    python -m invsync.testing.cluster up|down|status [--state-dir .invsync]
+    python -m invsync.testing.cluster up|down|status [--node] [--state-dir .invsync]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import base64
 import contextlib
 import ctypes
+import ipaddress
 import json
 import os
 import shutil
@@ -40,6 +42,7 @@ ADMIN_USER = "invsync-admin"
 START_TIMEOUT = 180.0  # ~3 s on an idle machine; far longer on a busy 2-core one
 _PORT_RACE_ATTEMPTS = 3
 _TEMP_PREFIX = "invsync-control-plane-"
+SERVICE_CIDR = "10.0.0.0/24"
 
 
 class ControlPlaneError(RuntimeError):
@@ -59,14 +62,16 @@ class Kubectl(Protocol):
     ) -> subprocess.CompletedProcess[str]: ...
 
 
-def binary_dir() -> Path:
-    """The directory holding etcd, kube-apiserver and kubectl: ``$INVSYNC_BIN_DIR`` when set, else
-    whatever hack/build-control-plane.sh prints (it builds them once, then reuses the cache)."""
+def binary_dir(node: bool = False) -> Path:
+    """The directory holding etcd, kube-apiserver and kubectl (and with ``node`` the local node's
+    binaries): ``$INVSYNC_BIN_DIR`` when set, else whatever hack/build-control-plane.sh prints (it
+    builds them once, then reuses the cache)."""
     configured = os.environ.get("INVSYNC_BIN_DIR")
-    if configured:
+    if configured and not node:
         path = Path(configured)
     else:
-        built = subprocess.run([str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
+        argv = [str(BUILD_SCRIPT), "--node"] if node else [str(BUILD_SCRIPT)]
+        built = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
         if built.returncode != 0 or not built.stdout.strip():
             raise ControlPlaneError(f"{BUILD_SCRIPT} failed (exit {built.returncode}); see its output above")
         path = Path(built.stdout.strip().splitlines()[-1])
@@ -133,8 +138,19 @@ class ControlPlane:
     the work directory. Start it from the thread that will outlive it: the children die with it.
     """
 
-    def __init__(self, bin_dir: Path, work_dir: Path | None = None, kubeconfig: Path | None = None) -> None:
+    def __init__(
+        self,
+        bin_dir: Path,
+        work_dir: Path | None = None,
+        kubeconfig: Path | None = None,
+        node_address: str | None = None,
+    ) -> None:
+        """``node_address``: serve on this address of the local node (testing/node.py) instead of the
+        loopback, so its pods reach the API server, and admit Pods as a cluster with a
+        controller-manager does (ServiceAccount admission, kubelet client credentials)."""
         self.bin_dir = bin_dir
+        self.node_address = node_address
+        self.address = node_address or "127.0.0.1"
         self._given_work_dir = work_dir
         self._kubeconfig = kubeconfig
         self._dir: Path | None = None
@@ -203,7 +219,10 @@ class ControlPlane:
         return next((name for name, proc in self._processes if proc.poll() is not None), None)
 
     def _write_pki(self) -> None:
-        material = pki.generate(ADMIN_USER)
+        serving_ips = [self.address]
+        if self.node_address is not None:  # pods reach it as the first address of the Service range
+            serving_ips.append(str(next(ipaddress.ip_network(SERVICE_CIDR).hosts())))
+        material = pki.generate(ADMIN_USER, serving_ips=serving_ips)
         for name, data in {
             "ca.crt": material.ca_cert,
             "apiserver.crt": material.serving_cert,
@@ -260,7 +279,7 @@ class ControlPlane:
             )
 
         port = _free_port()
-        self.server = f"https://127.0.0.1:{port}"
+        self.server = f"https://{self.address}:{port}"
         self._apiserver_argv = [
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
@@ -268,18 +287,26 @@ class ControlPlane:
             f"--tls-cert-file={d / 'apiserver.crt'}",
             f"--tls-private-key-file={d / 'apiserver.key'}",
             f"--client-ca-file={d / 'ca.crt'}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={port}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            # as envtest: no controller-manager creates the default ServiceAccount Pods would need
-            "--disable-admission-plugins=ServiceAccount",
             "--authorization-mode=RBAC",
             f"--service-account-issuer={self.server}/",
             f"--service-account-key-file={d / 'sa-signer.pub'}",
             f"--service-account-signing-key-file={d / 'sa-signer.key'}",
         ]
+        if self.node_address is None:
+            # as envtest: no controller-manager creates the default ServiceAccount Pods would need
+            self._apiserver_argv.append("--disable-admission-plugins=ServiceAccount")
+        else:
+            self._apiserver_argv += [
+                # logs, exec and port-forward reach the kubelet by address: the node's name is in no DNS
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={d / 'admin.crt'}",
+                f"--kubelet-client-key={d / 'admin.key'}",
+            ]
         self._start_apiserver(deadline)
 
     def _start_apiserver(self, deadline: float) -> None:
@@ -462,37 +489,63 @@ def _alive(pid: int) -> bool:
     return b"invsync.testing.cluster" in cmdline  # not a recycled pid
 
 
-def _serve(state: _State) -> int:
-    """Run the control plane in this process until SIGTERM/SIGINT/SIGHUP, then tear it down."""
+def _serve(state: _State, with_node: bool) -> int:
+    """Run the control plane (and the local node) in this process until SIGTERM/SIGINT/SIGHUP, then
+    tear it down."""
+    from . import image, node  # they build on this module
+
     stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    plane = ControlPlane(binary_dir(), work_dir=state.work_dir, kubeconfig=state.kubeconfig)
+    bin_dir = binary_dir(node=with_node)
+    address = node.NODE_ADDRESS if with_node else None
+    plane = ControlPlane(bin_dir, work_dir=state.work_dir, kubeconfig=state.kubeconfig, node_address=address)
+    local_node: node.Node | None = None
     try:
+        if with_node:
+            node.check_prerequisites(bin_dir)
+            node.clean_up(bin_dir)  # what a killed run left
+            node.create_bridge()
         plane.start()
-        _write_private(state.file, json.dumps({"pid": os.getpid(), "server": plane.server}))
+        if with_node:
+            pause = image.build_pause_image(bin_dir / "pause", plane.work_dir / "pause.oci.tar")
+            local_node = node.Node(plane)
+            local_node.start(images=[plane.work_dir / "pause.oci.tar"])
+            print(f"node {node.NODE_NAME} Ready (pod sandboxes from {pause})", flush=True)
+        _write_private(
+            state.file, json.dumps({"pid": os.getpid(), "server": plane.server, "node": with_node})
+        )
         print(f"control plane ready at {plane.server}", flush=True)
         while signal.sigtimedwait(stop_signals, 2.0) is None:
-            failed = plane.failed_process()
+            failed = plane.failed_process() or (local_node.failed_process() if local_node else None)
             if failed:
                 print(f"{failed} exited; stopping", flush=True)
                 return 1
         return 0
     finally:
+        if local_node is not None:
+            local_node.stop()
         plane.stop()
+        if with_node:
+            removed = node.clean_up(bin_dir)
+            print(f"node removed: {', '.join(removed) or 'nothing left'}", flush=True)
         state.file.unlink(missing_ok=True)
 
 
-def _up(state: _State, timeout: float) -> int:
+def _up(state: _State, timeout: float, with_node: bool) -> int:
     running = state.read()
     if running:
+        if with_node and not running.get("node"):
+            print("a control plane without a node is running: `make cluster-down` first", file=sys.stderr)
+            return 1
         print(f"control plane already running at {running['server']}; KUBECONFIG={state.kubeconfig}")
         return 0
-    env = {**os.environ, "INVSYNC_BIN_DIR": str(binary_dir())}  # builds here, in the foreground
+    env = {**os.environ, "INVSYNC_BIN_DIR": str(binary_dir(node=with_node))}  # builds here, in the foreground
     state.dir.mkdir(parents=True, exist_ok=True)
     state.file.unlink(missing_ok=True)
+    serve = [sys.executable, "-m", "invsync.testing.cluster", "serve", "--state-dir", str(state.dir)]
     with state.log.open("wb") as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "invsync.testing.cluster", "serve", "--state-dir", str(state.dir)],
+            [*serve, "--node"] if with_node else serve,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -513,21 +566,28 @@ def _up(state: _State, timeout: float) -> int:
     return 0
 
 
-def _down(state: _State, timeout: float) -> int:
+def _down(state: _State, timeout: float, with_node: bool) -> int:
+    """Stop the supervisor; with ``with_node`` (or when it ran a node) also remove whatever a node
+    left on this machine, even after a killed run."""
     running = state.read()
-    if not running:
+    if running:
+        pid = int(running["pid"])
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:  # its children die with it (PR_SET_PDEATHSIG)
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        print("control plane stopped")
+    else:
         print(f"no control plane running (state in {state.dir})")
-        return 0
-    pid = int(running["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:  # its children die with it (PR_SET_PDEATHSIG)
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
+    if with_node or (running and running.get("node")):
+        from . import node
+
+        removed = node.clean_up(binary_dir())
+        print(f"node: {'removed ' + ', '.join(removed) if removed else 'nothing left to remove'}")
     shutil.rmtree(state.work_dir, ignore_errors=True)
     state.kubeconfig.unlink(missing_ok=True)
-    print("control plane stopped")
     return 0
 
 
@@ -554,17 +614,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["up", "down", "status", "serve"])
     parser.add_argument("--state-dir", type=Path, default=Path(".invsync"), help="default: .invsync")
-    parser.add_argument("--timeout", type=float, default=START_TIMEOUT, help="seconds to wait")
+    parser.add_argument("--timeout", type=float, help="seconds to wait (default: 180, 360 with --node)")
+    parser.add_argument(
+        "--node", action="store_true", help="with a real node that runs Pods (testing/node.py; root)"
+    )
     args = parser.parse_args(argv)
     state = _State(args.state_dir)
+    timeout = args.timeout or (2 * START_TIMEOUT if args.node else START_TIMEOUT)
     try:
         if args.command == "up":
-            return _up(state, args.timeout)
+            return _up(state, timeout, args.node)
         if args.command == "down":
-            return _down(state, args.timeout)
+            return _down(state, timeout, args.node)
         if args.command == "status":
             return _status(state)
-        return _serve(state)
+        return _serve(state, args.node)
     except ControlPlaneError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

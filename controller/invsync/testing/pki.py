@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -90,9 +91,10 @@ def _certificate(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def generate(admin_user: str) -> ControlPlanePki:
-    """A CA, the API server's loopback serving pair, an admin client pair (group system:masters,
-    which RBAC lets do anything) and the ServiceAccount token signing key."""
+def generate(admin_user: str, serving_ips: Sequence[str] = ("127.0.0.1",)) -> ControlPlanePki:
+    """A CA, the API server's serving pair (for ``serving_ips``: the loopback, or the local node's
+    address and the ``kubernetes`` Service's where pods reach it), an admin client pair (group
+    system:masters, which RBAC lets do anything) and the ServiceAccount token signing key."""
     ca_key = _new_key()
     ca_name = _name("invsync-test-ca")
     ca = _certificate(ca_name, ca_key, ca_name, ca_key)
@@ -103,7 +105,11 @@ def generate(admin_user: str) -> ControlPlanePki:
         ca_name,
         ca_key,
         ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
+        [
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in serving_ips),
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes.default.svc"),
+        ],
     )
     admin_key = _new_key()
     admin = _certificate(
