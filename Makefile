@@ -46,6 +46,28 @@ prometheus: ## install prometheus and promtool from the system's packages (alert
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
 	fi
 
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack mmdebstrap
+.PHONY: node-packages
+node-packages: ## install containerd, runc, the CNI plugins and mmdebstrap from the system's packages (make deploy needs them)
+	@if command -v containerd >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null \
+	    && [ -x /usr/lib/cni/bridge ] && command -v iptables >/dev/null && command -v conntrack >/dev/null; then \
+	  echo "node packages: installed ($(NODE_PACKAGES))"; \
+	else \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(NODE_PACKAGES); \
+	fi
+
+.PHONY: node
+node: ## build the local node's kubelet, kube-proxy, controller-manager, scheduler, CoreDNS once (cached)
+	hack/build-control-plane.sh --node
+
+.PHONY: deploy
+deploy: $(STAMP) node node-packages ## the local cluster with a real node, the image, manifests/overlays/local; waits until every SyncRule is Ready
+	$(PY) -m invsync.testing.deploy up --state-dir $(INVSYNC_STATE_DIR)
+
+.PHONY: deploy-down
+deploy-down: $(STAMP) ## remove make deploy's cluster, node, pods, iptables chains, mounts and containerd state
+	$(PY) -m invsync.testing.deploy down --state-dir $(INVSYNC_STATE_DIR)
+
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the pydantic models
 	$(PY) -m invsync.api.crdgen crds manifests/crds
@@ -87,5 +109,5 @@ soak: $(STAMP) control-plane ## SOAK_MINUTES (default 30) of random changes, fau
 	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) hack/soak.py --minutes $${SOAK_MINUTES:-30}
 
 .PHONY: test
-test: $(STAMP) control-plane prometheus lint ## everything: lint, unit, contract and end-to-end tests
+test: $(STAMP) control-plane node node-packages prometheus lint ## everything: lint, unit, contract, end-to-end and deploy tests
 	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) -m pytest -q $(PYTEST_ARGS)

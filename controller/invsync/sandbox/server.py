@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from aiohttp import web
 
 from .admin import AdminApi
 from .common import SESSION_KEY, STATE_KEY, Fake, count_requests
-from .config import ConfigError, SandboxConfig, load_config
+from .config import ConfigError, SandboxConfig, Webhook, load_config
 from .erp import ErpFake
 from .shopify import ShopifyFake
 from .state import SandboxState
@@ -146,7 +147,34 @@ def parser(prog: str = "invsync sandbox") -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="sandbox YAML (docs/platforms.md)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
+    p.add_argument(
+        "--deliver-webhooks-to",
+        metavar="ORIGIN",
+        help="send every webhook to this scheme://host:port, keeping the config's paths (a sandbox in a "
+        "cluster reaches the operator through its Service, not the loopback)",
+    )
     return p
+
+
+def redirect_webhooks(config: SandboxConfig, origin: str) -> SandboxConfig:
+    """``config`` with the scheme and host of every webhook URL replaced by ``origin``."""
+    target = urllib.parse.urlsplit(origin)
+    if target.scheme not in ("http", "https") or not target.netloc:
+        raise ConfigError(f"--deliver-webhooks-to: {origin!r} is not an http(s)://host:port origin")
+
+    def moved(hook: Webhook | None) -> Webhook | None:
+        if hook is None:
+            return None
+        url = urllib.parse.urlsplit(hook.url)._replace(scheme=target.scheme, netloc=target.netloc)
+        return hook.model_copy(update={"url": urllib.parse.urlunsplit(url)})
+
+    return config.model_copy(
+        update={
+            "webhooks": moved(config.webhooks),
+            "shopify": [shop.model_copy(update={"webhook": moved(shop.webhook)}) for shop in config.shopify],
+            "erp": [source.model_copy(update={"webhook": moved(source.webhook)}) for source in config.erp],
+        }
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = load_config(args.config)
+        if args.deliver_webhooks_to:
+            config = redirect_webhooks(config, args.deliver_webhooks_to)
     except ConfigError as exc:
         print(f"invsync sandbox: {exc}", file=sys.stderr)
         return 2
