@@ -1,0 +1,33 @@
+"""One ``make deploy`` for the tests of tests/deploy/ that need it (testing/deploy.py), removed at the end.
+
+The node is one per machine (the bridge invsync0, /var/lib/invsync-node): a deployment already running
+(``make deploy``) is refused with a clear error rather than replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from deploy_env import Deployed
+
+from invsync.testing import cluster, deploy, node
+
+
+@pytest.fixture(scope="session")
+def deployed(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    if node.CONTAINERD_SOCKET.exists():
+        raise cluster.ControlPlaneError(
+            f"a local node is already running ({node.CONTAINERD_SOCKET}): `make deploy-down` first"
+        )
+    state_dir = tmp_path_factory.mktemp("deploy")
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    try:
+        with capture.global_and_fixture_disabled():  # a first build shows its progress, not a hang
+            assert deploy.main(["up", "--state-dir", str(state_dir)]) == 0, (
+                "make deploy failed (output above)"
+            )
+        yield Deployed(state_dir)
+    finally:
+        with capture.global_and_fixture_disabled():
+            deploy.main(["down", "--state-dir", str(state_dir)])

@@ -1,0 +1,135 @@
+"""The deployment of ``make deploy`` as the tests of tests/deploy/ see it: the sandbox's admin API (through
+its Service), the channel's quantities and `invsync plan` over the deployed manifests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from invsync.testing import deploy
+
+INVSYNC = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "invsync"
+Slot = tuple[str, str]  # seller SKU, channel warehouse id
+SHOPS = {"tiktok-mw": "ROW_mw", "tiktok-id": "ROW_id"}  # examples/30-stores.yaml
+
+
+class Deployed(deploy.Deployment):
+    """The deployment with the sandbox's admin API and `invsync plan` at hand."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir / "kubeconfig")
+        self.state_dir = state_dir
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.sandbox_url()}/_sandbox/{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def channel(self) -> dict[Slot, int]:
+        state = self.admin("GET", "state")
+        return {
+            (sku["seller_sku"], inv["warehouse_id"]): inv["quantity"]
+            for cipher in SHOPS.values()
+            for product in state["tiktok"][cipher]["products"]
+            for sku in product["skus"]
+            for inv in sku["inventory"]
+        }
+
+    def plan(self, workdir: Path) -> dict[Slot, int | None]:
+        """`invsync plan` over the deployed manifests and the sandbox's stock and listings now."""
+        rendered = self.kubectl("kustomize", str(deploy.OVERLAY / "demo"))
+        manifests = [
+            d for d in yaml.safe_load_all(rendered) if d and d["apiVersion"].startswith("invsync.dev/")
+        ]
+        # each InventorySource reads the sandbox's source named by its endpoint's last path segment
+        sources = {
+            d["spec"]["endpoint"].rstrip("/").rsplit("/", 1)[1]: d["metadata"]["name"]
+            for d in manifests
+            if d["kind"] == "InventorySource"
+        }
+        state = self.admin("GET", "state")
+        inventory = [
+            {
+                "source": sources[name],
+                "location": row["location"],
+                "sku": row["sku"],
+                "available": row["available"],
+                "continueSelling": bool(row.get("continueSelling")),
+                "enabled": row.get("enabled", True) is not False,
+            }
+            for name, src in state["erp"].items()
+            for row in src["items"]
+        ] + [
+            {
+                "source": sources[name],
+                "location": location,
+                "sku": item["sku"],
+                "available": available,
+                "continueSelling": item["inventoryPolicy"] == "CONTINUE",
+                "enabled": True,
+            }
+            for name, shop in state["shopify"].items()
+            for item in shop["items"]
+            for location, available in item["levels"].items()
+        ]
+        listings = [
+            {
+                "store": store,
+                "sku": sku["seller_sku"],
+                "productId": product["id"],
+                "skuId": sku["id"],
+                "channelWarehouseId": inv["warehouse_id"],
+                "quantity": inv["quantity"],
+            }
+            for store, cipher in SHOPS.items()
+            for product in state["tiktok"][cipher]["products"]
+            for sku in product["skus"]
+            for inv in sku["inventory"]
+        ]
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "manifests.yaml").write_text(yaml.safe_dump_all(manifests))
+        (workdir / "inventory.json").write_text(json.dumps({"inventory": inventory}))
+        (workdir / "listings.json").write_text(json.dumps({"listings": listings}))
+        done = subprocess.run(
+            [str(INVSYNC), "plan", "-f", str(workdir / "manifests.yaml"), "--inventory",
+             str(workdir / "inventory.json"), "--listings", str(workdir / "listings.json"), "-o", "json"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return {
+            (row["sku"], row["channelWarehouseId"]): row["desired"] for row in json.loads(done.stdout)["rows"]
+        }
+
+    def channel_follows_plan(self, workdir: Path, timeout: float = 120.0) -> dict[Slot, int]:
+        """Wait until every slot the plan decides holds its desired quantity; returns the channel."""
+        deadline = time.monotonic() + timeout
+        while True:
+            plan, now = self.plan(workdir), self.channel()
+            wrong = {
+                slot: (now.get(slot), want)
+                for slot, want in plan.items()
+                if want is not None and now.get(slot) != want
+            }
+            if not wrong:
+                return now
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the channel differs from invsync plan (slot: (channel, plan)): {wrong}"
+                )
+            time.sleep(1)
+
+    def operator_pods(self) -> list[dict[str, Any]]:
+        pods: list[dict[str, Any]] = self.get(
+            "pods", "-n", deploy.OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=invsync"
+        )["items"]
+        return pods

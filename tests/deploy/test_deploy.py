@@ -1,0 +1,117 @@
+"""``make deploy`` on the real local node: the operator's StatefulSet from the image built here, the
+sandbox and examples/ in invsync-demo; then a stock change, a pod deleted mid-sync and a rolling
+upgrade to another image, after each of which every rule is Ready, the channel equals `invsync plan`
+and the sandbox saw each changed product written once (docs/deploy.md, "Locally")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from deploy_env import INVSYNC, Deployed
+
+from invsync.testing import deploy, image
+
+EB_A_JAKARTA = ("EB-A", "7068517275539637001")  # examples/: wms wh1 x 90% x 50% (easyboss-multi-warehouse)
+
+
+def change_wms_stock(deployed: Deployed, available: int) -> dict[str, Any]:
+    """Set EB-A in the WMS's wh1 and return the sandbox's report, which says the webhook reached the
+    operator's Service."""
+    deployed.admin("DELETE", "requests")
+    report: dict[str, Any] = deployed.admin(
+        "POST", "stock", {"source": "wms", "location": "wh1", "sku": "EB-A", "available": available}
+    )
+    return report
+
+
+def written_once(deployed: Deployed) -> None:
+    """Since the change: one inventory update (product p-eb-a) and one slot changed by it. A slot
+    written twice (a second pod repeating the push, or a stale value then the right one) fails this."""
+    writes = deployed.admin("GET", "requests")["writes"]
+    assert writes == {"requests": 1, "slots": 3, "changed": 1}, writes  # the SKU's 3 warehouses go together
+
+
+def test_the_operator_runs_from_the_local_image_as_65532_on_a_read_only_root(deployed: Deployed) -> None:
+    statefulset = deployed.get("statefulset", "-n", deploy.OPERATOR_NAMESPACE, "invsync")
+    assert statefulset["status"]["readyReplicas"] == statefulset["spec"]["replicas"] == 2
+    for pod in deployed.operator_pods():
+        [container] = pod["status"]["containerStatuses"]
+        assert container["ready"] and container["image"] == f"{image.IMAGE_REPOSITORY}:dev"
+        name = pod["metadata"]["name"]
+        uid = deployed.kubectl("exec", "-n", deploy.OPERATOR_NAMESPACE, name, "--", "id", "-u")
+        assert uid.strip() == "65532"
+        done = subprocess.run(
+            [str(deployed.bin_dir / "kubectl"), f"--kubeconfig={deployed.kubeconfig}", "exec", "-n",
+             deploy.OPERATOR_NAMESPACE, name, "--", "touch", "/probe"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode != 0 and "Read-only file system" in done.stderr
+
+
+def test_the_examples_rules_are_ready_and_the_channel_equals_the_plan(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    deployed.wait_rules_ready(timeout=60)
+    channel = deployed.channel_follows_plan(tmp_path)
+    assert channel[EB_A_JAKARTA] == 45  # examples/README.md: wms wh1 100 x 90% x 50%
+
+
+def test_a_stock_change_in_the_in_cluster_sandbox_reaches_the_channel(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    report = change_wms_stock(deployed, 40)
+    assert report["webhook"]["status"] < 300, report  # delivered through the Service, by cluster DNS
+    channel = deployed.channel_follows_plan(tmp_path, timeout=60)
+    assert channel[EB_A_JAKARTA] == 18
+    written_once(deployed)
+
+
+def test_a_pod_deleted_mid_sync_leaves_every_rule_ready_and_no_slot_written_twice(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    change_wms_stock(deployed, 60)
+    deployed.kubectl(
+        "delete",
+        "pod",
+        "-n",
+        deploy.OPERATOR_NAMESPACE,
+        "-l",
+        "app.kubernetes.io/name=invsync",
+        "--wait=false",
+    )
+    deployed.wait_ready()
+    channel = deployed.channel_follows_plan(tmp_path)
+    assert channel[EB_A_JAKARTA] == 27
+    written_once(deployed)
+
+
+def test_a_rolling_upgrade_to_another_image_leaves_every_rule_ready_and_no_slot_written_twice(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    deployed.load_image("dev2")  # the same code under another tag and version label: another image id
+    before = {
+        p["metadata"]["name"]: p["status"]["containerStatuses"][0]["imageID"]
+        for p in deployed.operator_pods()
+    }
+    deployed.kubectl(
+        "set", "image", "-n", deploy.OPERATOR_NAMESPACE, "statefulset/invsync", "operator=invsync:dev2"
+    )
+    change_wms_stock(deployed, 80)  # while the pods are replaced one by one
+    deployed.wait_ready()
+    pods = deployed.operator_pods()
+    for pod in pods:
+        [container] = pod["status"]["containerStatuses"]
+        assert container["image"] == f"{image.IMAGE_REPOSITORY}:dev2"
+        assert container["imageID"] not in before.values()
+    # a webhook that reached a pod on its way out is not lost: the rule is synced on request
+    env = {**os.environ, "KUBECONFIG": str(deployed.kubeconfig)}
+    subprocess.run(
+        [str(INVSYNC), "sync", "easyboss-multi-warehouse", "-n", deploy.DEMO_NAMESPACE],
+        env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    channel = deployed.channel_follows_plan(tmp_path)
+    assert channel[EB_A_JAKARTA] == 36
+    written_once(deployed)
