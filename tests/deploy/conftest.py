@@ -31,3 +31,5 @@ def deployed(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFacto
     finally:
         with capture.global_and_fixture_disabled():
             deploy.main(["down", "--state-dir", str(state_dir)])
+        # make deploy-down leaves nothing of the node on the machine
+        assert node.leftovers() == []

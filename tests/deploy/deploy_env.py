@@ -23,7 +23,7 @@ class Deployed(deploy.Deployment):
     """The deployment with the sandbox's admin API and `invsync plan` at hand."""
 
     def __init__(self, state_dir: Path) -> None:
-        super().__init__(state_dir / "kubeconfig")
+        super().__init__((state_dir / "kubeconfig").resolve())
         self.state_dir = state_dir
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -120,7 +120,7 @@ def _up(state_dir: Path, tag: str) -> int:
     started = cluster.main(["up", "--node", "--state-dir", str(state_dir)])
     if started != 0:
         return started
-    deployment = Deployment(state_dir / "kubeconfig")
+    deployment = Deployment((state_dir / "kubeconfig").resolve())
     _log(f"image invsync:{tag}: {deployment.load_image(tag)}")
     _log(f"applying {OVERLAY.relative_to(cluster.REPO_ROOT)}")
     deployment.apply()
@@ -139,7 +139,7 @@ examples/ in {DEMO_NAMESPACE}.
   The channel:   curl -s {deployment.sandbox_url()}/_sandbox/state | python3 -m json.tool
   Change stock:  curl -s -XPOST {deployment.sandbox_url()}/_sandbox/stock \\
                    -d '{{"source": "wms", "location": "wh1", "sku": "EB-A", "available": 40}}'
-  Upgrade:       python -m invsync.testing.deploy image --tag dev2 &&
+  Upgrade:       {sys.executable} -m invsync.testing.deploy image --tag dev2 &&
                  {kubectl} set image -n {OPERATOR_NAMESPACE} statefulset/invsync operator=invsync:dev2
   Remove it all: make deploy-down
 """

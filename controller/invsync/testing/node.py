@@ -384,6 +384,18 @@ def clean_up(bin_dir: Path | None = None) -> list[str]:
     return removed
 
 
+def leftovers() -> list[str]:
+    """What of a node is still on this machine (empty after ``clean_up``)."""
+    found = [f"process {pid}" for pid in _pod_processes() + _shims()]
+    found += [f"mount {point}" for point in _mounts_under((ROOT, RUN))]
+    found += [str(top) for top in CGROUP_ROOT.glob("*/kubepods")]
+    found += [f"{tool} {table} chain {chain}" for tool, table, chain, _ in _kube_chains()]
+    if _run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
+        found.append(f"bridge {BRIDGE}")
+    found += [str(path) for path in (ROOT, RUN, _SAVED_SYSCTL) if path.exists()]
+    return found
+
+
 def _pod_processes() -> list[int]:
     pids: set[int] = set()
     for procs in CGROUP_ROOT.glob("*/kubepods/**/cgroup.procs"):
@@ -432,31 +444,38 @@ def _remove_cgroups() -> list[str]:
     return removed
 
 
-def _remove_iptables(bin_dir: Path | None) -> list[str]:
-    """kube-proxy's own ``--cleanup`` first, then every remaining KUBE-* chain (the kubelet's) and the
-    rules that jump to them."""
-    if bin_dir is not None and (bin_dir / "kube-proxy").exists():
-        _run([str(bin_dir / "kube-proxy"), "--cleanup"], check=False)
-    removed = []
+def _kube_chains() -> list[tuple[str, str, str, list[str]]]:
+    """(tool, table, chain, the iptables-save lines of that table) of every KUBE-* chain."""
+    chains = []
     for tool in ("iptables", "ip6tables"):
         if shutil.which(tool) is None:
             continue
         for table in ("filter", "nat", "mangle"):
             saved = _run([f"{tool}-save", "-t", table], check=False).stdout.splitlines()
-            chains = [line[1:].split()[0] for line in saved if line.startswith(":KUBE-")]
-            if not chains:
-                continue
-            for line in saved:
-                words = shlex.split(line)
-                if (
-                    words[:1] == ["-A"]
-                    and not words[1].startswith("KUBE-")
-                    and any(f"-j {chain}" in line for chain in chains)
-                ):
-                    _run([tool, "-t", table, "-D", *words[1:]], check=False)
-            for chain in chains:
-                _run([tool, "-t", table, "-F", chain], check=False)
-            for chain in chains:
-                _run([tool, "-t", table, "-X", chain], check=False)
-            removed.append(f"{tool} {table}: {len(chains)} chains")
+            chains += [
+                (tool, table, line[1:].split()[0], saved) for line in saved if line.startswith(":KUBE-")
+            ]
+    return chains
+
+
+def _remove_iptables(bin_dir: Path | None) -> list[str]:
+    """kube-proxy's own ``--cleanup`` first, then every remaining KUBE-* chain (the kubelet's) and the
+    rules that jump to them."""
+    if bin_dir is not None and (bin_dir / "kube-proxy").exists():
+        _run([str(bin_dir / "kube-proxy"), "--cleanup"], check=False)
+    by_table: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for tool, table, chain, saved in _kube_chains():
+        by_table.setdefault((tool, table), ([], saved))[0].append(chain)
+    removed = []
+    for (tool, table), (chains, saved) in by_table.items():
+        for line in saved:
+            words = shlex.split(line)
+            jumps = any(f"-j {chain}" in line for chain in chains)
+            if words[:1] == ["-A"] and not words[1].startswith("KUBE-") and jumps:
+                _run([tool, "-t", table, "-D", *words[1:]], check=False)
+        for chain in chains:
+            _run([tool, "-t", table, "-F", chain], check=False)
+        for chain in chains:
+            _run([tool, "-t", table, "-X", chain], check=False)
+        removed.append(f"{tool} {table}: {len(chains)} chains")
     return removed
