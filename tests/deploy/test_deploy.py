@@ -5,14 +5,16 @@ and the sandbox saw each changed product written once (docs/deploy.md, "Locally"
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from deploy_env import INVSYNC, Deployed
 
-from invsync.testing import deploy, image
+from invsync.testing import deploy, image, node
 
 EB_A_JAKARTA = ("EB-A", "7068517275539637001")  # examples/: wms wh1 x 90% x 50% (easyboss-multi-warehouse)
 
@@ -115,3 +117,13 @@ def test_a_rolling_upgrade_to_another_image_leaves_every_rule_ready_and_no_slot_
     channel = deployed.channel_follows_plan(tmp_path)
     assert channel[EB_A_JAKARTA] == 36
     written_once(deployed)
+
+
+def test_deploy_down_after_a_killed_run_leaves_nothing_of_the_node(deployed: Deployed) -> None:
+    """Last: the supervisor of the cluster and node SIGKILLed (its processes die with it, the pods and
+    containerd's shims do not), then `make deploy-down` removes every trace."""
+    supervisor = json.loads((deployed.state_dir / "control-plane.json").read_text())["pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    assert node.leftovers(), "a killed node leaves pods, mounts and chains for deploy-down to remove"
+    assert deploy.main(["down", "--state-dir", str(deployed.state_dir)]) == 0
+    assert node.leftovers() == []
