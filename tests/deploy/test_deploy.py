@@ -12,9 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from deploy_env import INVSYNC, Deployed
 
 from invsync.testing import deploy, image, node
+
+pytestmark = pytest.mark.e2e  # the real control plane, and a node
 
 EB_A_JAKARTA = ("EB-A", "7068517275539637001")  # examples/: wms wh1 x 90% x 50% (easyboss-multi-warehouse)
 

@@ -136,11 +136,21 @@ def base_layer() -> Path:
     return path
 
 
-def build_wheels(directory: Path) -> None:
-    """This checkout's wheel and its dependencies' wheels (from PyPI, through pip's cache)."""
+def build_wheels(directory: Path, work: Path) -> None:
+    """This checkout's wheel and its dependencies' wheels (from PyPI, through pip's cache), built from a
+    copy of what the Dockerfile copies, so the work tree gets no build/ directory."""
     _log("wheels: this checkout and its dependencies")
+    source = work / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
+    shutil.copytree(
+        REPO_ROOT / "controller",
+        source / "controller",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+    )
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(directory), str(REPO_ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(directory), str(source)],
         stdout=sys.stderr,
     )
 
@@ -153,7 +163,7 @@ def app_layer(base: Path, work: Path) -> Path:
         tar.extractall(root, filter="fully_trusted")  # our own mmdebstrap output: devices and owners as built
     wheels = root / "wheels"
     wheels.mkdir()
-    build_wheels(wheels)
+    build_wheels(wheels, work)
     names = sorted(p.name for p in wheels.glob("*.whl"))
     project = next((n for n in names if n.startswith("invsync-")), None)
     if project is None:
