@@ -16,7 +16,7 @@ from invsync.testing import cluster, deploy, node
 
 @pytest.fixture(scope="session")
 def deployed(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    if node.CONTAINERD_SOCKET.exists():
+    if node.running():
         raise cluster.ControlPlaneError(
             f"a local node is already running ({node.CONTAINERD_SOCKET}): `make deploy-down` first"
         )

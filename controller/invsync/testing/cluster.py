@@ -500,9 +500,14 @@ def _serve(state: _State, with_node: bool) -> int:
     address = node.NODE_ADDRESS if with_node else None
     plane = ControlPlane(bin_dir, work_dir=state.work_dir, kubeconfig=state.kubeconfig, node_address=address)
     local_node: node.Node | None = None
+    if with_node:  # before anything is started, so that the clean-up below never touches another node
+        node.check_prerequisites(bin_dir)
+        if node.running():
+            raise node.NodeError(
+                f"a local node is already running ({node.CONTAINERD_SOCKET}): `make deploy-down` first"
+            )
     try:
         if with_node:
-            node.check_prerequisites(bin_dir)
             node.clean_up(bin_dir)  # what a killed run left
             node.create_bridge()
         plane.start()
@@ -635,4 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # the package's own module, not this __main__ copy: testing/node.py's errors derive from its classes
+    from invsync.testing import cluster
+
+    raise SystemExit(cluster.main())

@@ -20,6 +20,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -329,6 +330,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "conntrack": {"maxPerCore": 0},  # leave the machine's conntrack table size alone
         }
         return self._write("kube-proxy.yaml", yaml.safe_dump(config))
+
+
+def running() -> bool:
+    """Whether a node's containerd answers on this machine (one node per machine: the bridge, ROOT)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(CONTAINERD_SOCKET))
+        except OSError:
+            return False
+    return True
 
 
 def _ctr(*args: str) -> list[str]:
