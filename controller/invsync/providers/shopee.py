@@ -56,12 +56,17 @@ MESSAGE_INVALID_TOKEN = "Invalid access_token."
 _CREDENTIAL_WORDS = ("access_token", "No permission", "partner_id", "shopid", "timestamp")
 
 
+def sign_base(partner_id: int, path: str, timestamp: int, access_token: str = "", shop_id: int = 0) -> str:
+    """What Shopee signs: partner_id + api path + timestamp, then access_token + shop_id for shop APIs
+    (public APIs such as the token refresh stop after the timestamp)."""
+    return f"{partner_id}{path}{timestamp}" + (f"{access_token}{shop_id}" if access_token else "")
+
+
 def sign(
     partner_key: str, partner_id: int, path: str, timestamp: int, access_token: str = "", shop_id: int = 0
 ) -> str:
-    """Shopee's sign: lower-case hex HMAC-SHA256(partner_key, partner_id + path + timestamp
-    [+ access_token + shop_id]); public APIs (the token refresh) sign the first three only."""
-    base = f"{partner_id}{path}{timestamp}" + (f"{access_token}{shop_id}" if access_token else "")
+    """Shopee's sign: lower-case hex HMAC-SHA256 of sign_base(...) keyed with the partner key."""
+    base = sign_base(partner_id, path, timestamp, access_token, shop_id)
     return hmac.new(partner_key.encode(), base.encode(), hashlib.sha256).hexdigest()
 
 
@@ -429,9 +434,13 @@ class ShopeeChannel:
             found = (envelope.get("response") or {}).get("model") or []
             return [m for m in found if isinstance(m, dict)]
 
-        with_models = [b for b in bases if b.get("has_model")]
-        model_lists = await asyncio.gather(*(models(int(b["item_id"])) for b in with_models))
-        of_item = {int(b["item_id"]): ms for b, ms in zip(with_models, model_lists, strict=True)}
+        with_models = [int(b["item_id"]) for b in bases if b.get("has_model")]
+        try:
+            async with asyncio.TaskGroup() as group:  # the first failure cancels the other calls
+                tasks = {item_id: group.create_task(models(item_id)) for item_id in with_models}
+        except* ProviderError as failed:
+            raise failed.exceptions[0] from None
+        of_item = {item_id: task.result() for item_id, task in tasks.items()}
         listings: list[Listing] = []
         for base in bases:
             item_id = int(base["item_id"])
