@@ -203,11 +203,17 @@ class StoreSpec(Model):
             (
                 "self.platform != 'tiktok' || has(self.shopCipher)",
                 "shopCipher is required for platform tiktok",
+                ".shopCipher",
             ),
-            ("self.platform != 'shopee' || has(self.shopId)", "shopId is required for platform shopee"),
+            (
+                "self.platform != 'shopee' || has(self.shopId)",
+                "shopId is required for platform shopee",
+                ".shopId",
+            ),
             (
                 f"self.platform != 'shopee' || !self.endpoint.contains('{TIKTOK_HOST}')",
-                "endpoint: a shopee store names its Shopee API host, e.g. https://partner.shopeemobile.com",
+                "a shopee store names its Shopee API host, e.g. https://partner.shopeemobile.com",
+                ".endpoint",
             ),
         )
     )
