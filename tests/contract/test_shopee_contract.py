@@ -467,7 +467,8 @@ async def test_a_rotated_pair_is_written_to_the_stores_secret_and_used_after_a_r
 async def test_a_sku_read_reads_only_the_items_those_skus_were_last_seen_in(sandbox: Sandbox) -> None:
     """Shopee has no search by model SKU (data/raw/shopee/apis/product/v2.product.search_item.json filters
     by item_sku only): a webhook-triggered read of a few SKUs reads their items by id
-    (get_item_base_info, get_model_list) from the last full read; a SKU never seen makes it a full read."""
+    (get_item_base_info, get_model_list) from the last full read; a SKU never seen, or not found there any
+    more, makes it a full read."""
     channel = build_channel(store(sandbox), secret(), retry=FAST)
     await channel.list_listings()
     sandbox.state.reset_counts()
@@ -477,6 +478,11 @@ async def test_a_sku_read_reads_only_the_items_those_skus_were_last_seen_in(sand
     assert sandbox.state.requests[("shopee", "model_list", "200")] == 1
     assert [x.sku for x in await channel.list_listings({"K-3", "NEW-1"})] == ["K-3"]
     assert sandbox.state.requests[("shopee", "item_list", "200")] == 1  # NEW-1: never seen, a full read
+    shop = sandbox.state.shopee[SHOP_ID]
+    del shop.items[5002]  # K-3's item deleted since: not found where it was seen, so a full read
+    shop.order.remove(5002)
+    assert await channel.list_listings({"K-3"}) == []
+    assert sandbox.state.requests[("shopee", "item_list", "200")] == 2
     await channel.aclose()
 
 

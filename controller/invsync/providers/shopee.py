@@ -347,7 +347,8 @@ class ShopeeChannel:
 
         All or nothing: any call failing after the first raises PartialReadError, as does an item list
         whose item count differs from its total_count. A SKU read reads the items the SKU was last seen
-        in (Shopee cannot search by model SKU); one never seen makes it a full read.
+        in (Shopee cannot search by model SKU); a SKU never seen, or not found there any more, makes it
+        a full read.
         """
         shop_key = (self.endpoint, self.shop_id)
         if seller_skus is not None:
@@ -355,8 +356,11 @@ class ShopeeChannel:
             known = _ITEMS_OF_SKU.get(shop_key)
             if known is not None and wanted <= known.keys():
                 items = sorted({i for sku in wanted for i in known[sku]})
-                listings = await self._read_items(items, first=True)
-                return [x for x in listings if x.sku in wanted]
+                subset = [
+                    x for x in await self._read_items(items, first=True, gone_ok=True) if x.sku in wanted
+                ]
+                if {x.sku for x in subset} == wanted:
+                    return subset
         listings = await self._read_items(await self._item_ids(), first=False)
         index: dict[str, set[int]] = {}
         for x in listings:
@@ -398,9 +402,12 @@ class ShopeeChannel:
             )
         return ids
 
-    async def _read_items(self, item_ids: Sequence[int], *, first: bool) -> list[Listing]:
+    async def _read_items(
+        self, item_ids: Sequence[int], *, first: bool, gone_ok: bool = False
+    ) -> list[Listing]:
         """The slots of these items: their base info 50 at a time, then the models of those with models.
-        `first`: no call of this read has succeeded yet (a failure then is not a partial read)."""
+        `first`: no call of this read has succeeded yet (a failure then is not a partial read);
+        `gone_ok`: an item Shopee no longer knows is skipped (else the read is partial)."""
         bases: list[dict[str, Any]] = []
         done = not first
         for i in range(0, len(item_ids), BASE_INFO_ITEMS_MAX):
@@ -415,7 +422,7 @@ class ShopeeChannel:
                 raise self._partial("item_base_info", exc) from exc
             done = True
             found = (envelope.get("response") or {}).get("item_list") or []
-            if len(found) != len(chunk):
+            if len(found) != len(chunk) and not gone_ok:
                 raise self.transport.error(
                     PartialReadError, "item_base_info", f"asked for {len(chunk)} items, got {len(found)}"
                 )
