@@ -128,10 +128,11 @@ def planned(
     manifests: Sequence[Mapping[str, Any]],
     workdir: Path,
     stores: Mapping[str, str] | None = None,
+    listings: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[Slot, int | None]:
     """Desired quantity of every slot, by `invsync plan` on the sandbox's current stock and listings
-    of `stores` (Store name -> shop cipher; the drill Store by default; None: the plan leaves the slot
-    alone)."""
+    of `stores` (Store name -> shop cipher; the drill Store by default), or these `listings` (another
+    platform's, in `invsync plan --listings` form); None: the plan leaves the slot alone."""
     state = env.admin("GET", "state")
     inventory = [
         {
@@ -145,7 +146,7 @@ def planned(
         for name, src in state["erp"].items()
         for row in src["items"]
     ]
-    listings = [
+    listings = listings or [
         {
             "store": store,
             "sku": sku["seller_sku"],

@@ -21,6 +21,8 @@ from .base import (
     WebhookRejectedError,
 )
 from .http_source import HttpSource
+from .shopee import Credentials as ShopeeCredentials
+from .shopee import ShopeeChannel
 from .shopify import ShopifySource
 from .tiktok import Credentials, TikTokChannel, TokenPair, TokenSink
 from .transport import RetryPolicy
@@ -65,9 +67,10 @@ def build_channel(
     retry: RetryPolicy | None = None,
     on_refresh: TokenSink | None = None,
 ) -> SalesChannel:
-    """The sales channel of a Store; the Secret holds app_key, app_secret, access_token, refresh_token
-    and, once invsync refreshed the token, access_token_expire_in (unix time). ``on_refresh`` gets
-    every refreshed pair (the operator writes it back to the Secret)."""
+    """The sales channel of a Store; the Secret holds app_key, app_secret (tiktok) or partner_id,
+    partner_key (shopee), access_token, refresh_token and, once invsync refreshed the token,
+    access_token_expire_in (unix time). ``on_refresh`` gets every refreshed pair (the operator writes it
+    back to the Secret)."""
     what = f"Store {store.namespace}/{store.name}"
     spec = store.spec
     expires = secret.get(ACCESS_TOKEN_EXPIRE_IN, "")
@@ -76,6 +79,31 @@ def build_channel(
             f"{what}: credentials Secret key {ACCESS_TOKEN_EXPIRE_IN!r} is not a unix time",
             code="InvalidCredential",
         )
+    if spec.platform == "shopee":
+        partner_id = _require(secret, "partner_id", what)
+        if not partner_id.isdigit():
+            raise CredentialsError(
+                f"{what}: credentials Secret key 'partner_id' is not a number", code="InvalidCredential"
+            )
+        assert spec.shop_id is not None  # the CRD (and the offline loader) require it for shopee
+        return ShopeeChannel(
+            store=store.name,
+            endpoint=spec.endpoint,
+            shop_id=spec.shop_id,
+            credentials=ShopeeCredentials(
+                partner_id=int(partner_id),
+                partner_key=_require(secret, "partner_key", what),
+                access_token=_require(secret, "access_token", what),
+                refresh_token=secret.get("refresh_token", ""),
+                access_token_expire_in=int(expires or 0),
+            ),
+            rate=spec.rate_limit.requests_per_second,
+            burst=spec.rate_limit.burst,
+            client=client,
+            retry=retry,
+            on_refresh=on_refresh,
+        )
+    assert spec.shop_cipher is not None  # the CRD (and the offline loader) require it for tiktok
     return TikTokChannel(
         store=store.name,
         endpoint=spec.endpoint,

@@ -115,6 +115,84 @@ class TikTokConfig(_Model):
     shops: list[TikTokShop] = Field(default_factory=list)
 
 
+class ShopeeLocation(_Model):
+    location_id: str = Field(min_length=1)
+    warehouse_name: str = ""
+    warehouse_id: int = Field(default=0, ge=0)
+
+
+class ShopeeStock(_Model):
+    location_id: str = ""  # empty: a shop without warehouse locations
+    stock: int = Field(default=0, ge=0)
+
+
+class ShopeeModel(_Model):
+    model_id: int = Field(ge=1)
+    model_sku: str = ""
+    model_status: Literal["MODEL_NORMAL", "MODEL_UNAVAILABLE"] = "MODEL_NORMAL"
+    seller_stock: list[ShopeeStock] = Field(default_factory=list)
+    shopee_stock: list[ShopeeStock] = Field(default_factory=list)  # Shopee's own warehouses: read-only
+    reserved_stock: int = Field(default=0, ge=0)  # addition: promotion stock a write may not go below
+
+
+ShopeeItemStatus = Literal["NORMAL", "BANNED", "UNLIST", "REVIEWING", "SELLER_DELETE", "SHOPEE_DELETE"]
+
+
+class ShopeeItem(_Model):
+    """An item with models, or (models empty) one without: its stock and SKU are the item's own."""
+
+    item_id: int = Field(ge=1)
+    item_status: ShopeeItemStatus = "NORMAL"
+    item_sku: str = ""
+    seller_stock: list[ShopeeStock] = Field(default_factory=list)  # an item without models only
+    shopee_stock: list[ShopeeStock] = Field(default_factory=list)
+    models: list[ShopeeModel] = Field(default_factory=list)
+
+
+class ShopeeGenerate(_Model):
+    """Addition: ``items`` items of ``modelsPerItem`` models; model ``k`` has SKU ``modelSku.format(k)``,
+    ``stock`` at every location; ids are 900000000 + item and 800000000 + k."""
+
+    items: int = Field(ge=0, le=1_000_000)
+    models_per_item: int = Field(default=1, ge=1, le=50, alias="modelsPerItem")
+    model_sku: SkuFormat = Field(default="SKU-{:07d}", alias="modelSku")
+    stock: int = Field(default=0, ge=0)
+
+
+class ShopeeShop(_Model):
+    shop_id: int = Field(ge=1)
+    access_token: str = Field(min_length=1)
+    refresh_token: str = ""
+    # addition: unix time the access token expires (default: 4 hours after the sandbox starts)
+    access_token_expire_in: int | None = Field(default=None, ge=0, alias="accessTokenExpireIn")
+    requests_per_second: float | None = Field(default=None, gt=0, alias="requestsPerSecond")  # addition
+    locations: list[ShopeeLocation] = Field(default_factory=list)  # empty: not multi-warehouse
+    items: list[ShopeeItem] = Field(default_factory=list)
+    generate: ShopeeGenerate | None = None
+
+    @model_validator(mode="after")
+    def _stock_names_locations(self) -> ShopeeShop:
+        known = {loc.location_id for loc in self.locations} or {""}
+        for i, item in enumerate(self.items):
+            stocks = [*item.seller_stock, *(s for m in item.models for s in m.seller_stock)]
+            for s in stocks:
+                if s.location_id not in known:
+                    raise ValueError(
+                        f"items[{i}] (item_id {item.item_id}): seller_stock names unknown location "
+                        f"{s.location_id!r}"
+                    )
+            if item.models and item.seller_stock:
+                raise ValueError(f"items[{i}] (item_id {item.item_id}): an item with models has no own stock")
+        return self
+
+
+class ShopeeConfig(_Model):
+    partner_id: int = Field(ge=1)
+    partner_key: str = Field(min_length=1)
+    requests_per_second: float = Field(default=50, gt=0, alias="requestsPerSecond")  # addition
+    shops: list[ShopeeShop] = Field(default_factory=list)
+
+
 class ShopifyLocation(_Model):
     id: str = Field(pattern=rf"^{LOCATION_GID}[0-9]+$")
     name: str = ""
@@ -185,6 +263,7 @@ class ErpSource(_Model):
 
 class SandboxConfig(_Model):
     tiktok: TikTokConfig | None = None
+    shopee: ShopeeConfig | None = None
     shopify: list[ShopifyShop] = Field(default_factory=list)
     erp: list[ErpSource] = Field(default_factory=list)
     webhooks: Webhook | None = None  # every source without its own webhook delivers here
