@@ -157,15 +157,18 @@ class RateLimit(Model):
 
 
 class StoreSpec(Model):
-    platform: Literal["tiktok"] = Field(description="The sales channel's platform.")
+    platform: Literal["tiktok", "lazada"] = Field(description="The sales channel's platform.")
     endpoint: str = Field(
         default="https://open-api.tiktokglobalshop.com",
         pattern=r"^https?://",
         description="Base URL of the platform API; tests point it at the sandbox.",
     )
-    shop_cipher: str = Field(min_length=1, description="TikTok shop_cipher identifying the shop.")
+    shop_cipher: str | None = Field(
+        default=None, min_length=1, description="TikTok shop_cipher identifying the shop (platform tiktok)."
+    )
     credentials_secret_ref: LocalObjectReference = Field(
-        description="Secret with keys app_key, app_secret, access_token (refresh_token optional)."
+        description="Secret with keys app_key, app_secret, access_token (refresh_token optional); for lazada "
+        "the seller is the one its access_token names."
     )
     multi_warehouse: bool = Field(
         default=False,
@@ -189,7 +192,11 @@ class StoreSpec(Model):
             (
                 "self.multiWarehouse || !has(self.warehouses) || size(self.warehouses) <= 1",
                 "warehouses: a store with multiWarehouse false has at most one channel warehouse",
-            )
+            ),
+            (
+                "self.platform != 'tiktok' || has(self.shopCipher)",
+                "shopCipher is required for platform tiktok",
+            ),
         )
     )
 

@@ -219,6 +219,8 @@ def _cel(m: Manifests) -> None:
                     f"duplicate {cw.channel_warehouse_id!r}"
                 )
             seen.add(cw.channel_warehouse_id)
+        if st.spec.platform == "tiktok" and st.spec.shop_cipher is None:
+            raise InputError(f"{m.where(st)}: spec.shopCipher: required for platform tiktok")
         if not st.spec.multi_warehouse and len(st.spec.warehouses) > 1:
             raise InputError(
                 f"{m.where(st)}: spec.warehouses: a store with multiWarehouse false "

@@ -21,6 +21,8 @@ from .base import (
     WebhookRejectedError,
 )
 from .http_source import HttpSource
+from .lazada import Credentials as LazadaCredentials
+from .lazada import LazadaChannel
 from .shopify import ShopifySource
 from .tiktok import Credentials, TikTokChannel, TokenPair, TokenSink
 from .transport import RetryPolicy
@@ -67,7 +69,8 @@ def build_channel(
 ) -> SalesChannel:
     """The sales channel of a Store; the Secret holds app_key, app_secret, access_token, refresh_token
     and, once invsync refreshed the token, access_token_expire_in (unix time). ``on_refresh`` gets
-    every refreshed pair (the operator writes it back to the Secret)."""
+    every refreshed pair (the operator writes it back to the Secret; Lazada's refresh tokens are
+    single-use, so it gets the pair before the pair is used)."""
     what = f"Store {store.namespace}/{store.name}"
     spec = store.spec
     expires = secret.get(ACCESS_TOKEN_EXPIRE_IN, "")
@@ -76,10 +79,27 @@ def build_channel(
             f"{what}: credentials Secret key {ACCESS_TOKEN_EXPIRE_IN!r} is not a unix time",
             code="InvalidCredential",
         )
+    if spec.platform == "lazada":
+        return LazadaChannel(
+            store=store.name,
+            endpoint=spec.endpoint,
+            credentials=LazadaCredentials(
+                app_key=_require(secret, "app_key", what),
+                app_secret=_require(secret, "app_secret", what),
+                access_token=_require(secret, "access_token", what),
+                refresh_token=secret.get("refresh_token", ""),
+                access_token_expire_in=int(expires or 0),
+            ),
+            rate=spec.rate_limit.requests_per_second,
+            burst=spec.rate_limit.burst,
+            client=client,
+            retry=retry,
+            on_refresh=on_refresh,
+        )
     return TikTokChannel(
         store=store.name,
         endpoint=spec.endpoint,
-        shop_cipher=spec.shop_cipher,
+        shop_cipher=spec.shop_cipher or "",
         credentials=Credentials(
             app_key=_require(secret, "app_key", what),
             app_secret=_require(secret, "app_secret", what),

@@ -27,13 +27,14 @@ from .admin import AdminApi
 from .common import SESSION_KEY, STATE_KEY, Fake, count_requests
 from .config import ConfigError, SandboxConfig, load_config
 from .erp import ErpFake
+from .lazada import LazadaFake
 from .shopify import ShopifyFake
 from .state import SandboxState
 from .tiktok import TikTokFake
 
 __all__ = ["FAKES", "Sandbox", "SandboxThread", "build_app", "main", "run_sandbox"]
 
-FAKES: tuple[type[Fake], ...] = (TikTokFake, ShopifyFake, ErpFake, AdminApi)
+FAKES: tuple[type[Fake], ...] = (TikTokFake, ShopifyFake, ErpFake, LazadaFake, AdminApi)
 
 
 def build_app(state: SandboxState) -> web.Application:

@@ -28,6 +28,7 @@ from .config import (
     TikTokWarehouse,
     Webhook,
 )
+from .lazada_state import LazadaWorld
 
 TOKEN_LIFETIME = 7 * 86400  # TikTok's default access token lifetime (authorization-overview-202407)
 
@@ -198,9 +199,9 @@ class Fault(BaseModel):
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    platform: Literal["*", "tiktok", "shopify", "http"] = "*"
+    platform: Literal["*", "tiktok", "shopify", "http", "lazada"] = "*"
     operation: str = "*"
-    target: str = "*"  # TikTok shop cipher, Shopify shop or ERP source name
+    target: str = "*"  # TikTok shop cipher, Shopify shop, ERP source name or Lazada seller id
     status: int = Field(default=0, ge=0, le=599)  # HTTP status of injected errors (0: none)
     code: int | None = None  # platform error code in the envelope (TikTok)
     error_rate: float = Field(default=1.0, ge=0, le=1)
@@ -276,6 +277,7 @@ class SandboxState:
                     for loc in active:
                         shop.set_level(item, loc, sh.generate.available)
             self.shopify[sh.shop] = shop
+        self.lazada = LazadaWorld(config.lazada)
         self.erp: dict[str, ErpSrc] = {}
         for e in config.erp:
             src = ErpSrc(e.name, e.token, e.webhook or config.webhooks)
@@ -367,5 +369,6 @@ class SandboxState:
                 name: {"items": [r.model_dump(by_alias=True) for r in src.rows.values()]}
                 for name, src in self.erp.items()
             },
+            "lazada": self.lazada.snapshot(),
             "faults": [f.model_dump(by_alias=True) for f in self.faults],
         }
