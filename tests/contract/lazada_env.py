@@ -23,10 +23,13 @@ def world(skus: int = 0, **seller: Any) -> dict[str, Any]:
     and K-2 (3 in WH2 only), item 9002 with F-1 held by Lazada (FBL), item 9003 with `skus` SKUs M-n.
     Seller s1 (dropshipping only): item 8001 with S-1 (4)."""
     many = [
-        {"SkuId": 9300 + n, "SellerSku": f"M-{n}", "multiWarehouseInventories": [
-            {"warehouseCode": "dropshipping", "sellableQuantity": 1}]}
+        {
+            "SkuId": 9300 + n,
+            "SellerSku": f"M-{n}",
+            "multiWarehouseInventories": [{"warehouseCode": "dropshipping", "sellableQuantity": 1}],
+        }
         for n in range(skus)
-    ]  # fmt: skip
+    ]
     return {
         "lazada": {
             "app_key": APP_KEY,
@@ -39,25 +42,52 @@ def world(skus: int = 0, **seller: Any) -> dict[str, Any]:
                     "requestsPerSecond": 5000,
                     "warehouses": ["dropshipping", WH2],
                     "products": [
-                        {"item_id": 9001, "skus": [
-                            {"SkuId": 9101, "SellerSku": "K-1", "multiWarehouseInventories": [
-                                {"warehouseCode": "dropshipping", "sellableQuantity": 5},
-                                {"warehouseCode": WH2, "sellableQuantity": 0}]},
-                            {"SkuId": 9102, "SellerSku": "K-2", "multiWarehouseInventories": [
-                                {"warehouseCode": WH2, "sellableQuantity": 3}]}]},
-                        {"item_id": 9002, "skus": [
-                            {"SkuId": 9201, "SellerSku": "F-1", "fblSellableQuantity": 12}]},
+                        {
+                            "item_id": 9001,
+                            "skus": [
+                                {
+                                    "SkuId": 9101,
+                                    "SellerSku": "K-1",
+                                    "multiWarehouseInventories": [
+                                        {"warehouseCode": "dropshipping", "sellableQuantity": 5},
+                                        {"warehouseCode": WH2, "sellableQuantity": 0},
+                                    ],
+                                },
+                                {
+                                    "SkuId": 9102,
+                                    "SellerSku": "K-2",
+                                    "multiWarehouseInventories": [
+                                        {"warehouseCode": WH2, "sellableQuantity": 3}
+                                    ],
+                                },
+                            ],
+                        },
+                        {
+                            "item_id": 9002,
+                            "skus": [{"SkuId": 9201, "SellerSku": "F-1", "fblSellableQuantity": 12}],
+                        },
                         {"item_id": 9003, "skus": many},
-                    ],  # fmt: skip
+                    ],
                 }
                 | seller,
                 {
                     "seller_id": "s1",
                     "access_token": SINGLE_TOKEN,
                     "warehouses": ["dropshipping"],
-                    "products": [{"item_id": 8001, "skus": [
-                        {"SkuId": 8101, "SellerSku": "S-1", "multiWarehouseInventories": [
-                            {"warehouseCode": "dropshipping", "sellableQuantity": 4}]}]}],  # fmt: skip
+                    "products": [
+                        {
+                            "item_id": 8001,
+                            "skus": [
+                                {
+                                    "SkuId": 8101,
+                                    "SellerSku": "S-1",
+                                    "multiWarehouseInventories": [
+                                        {"warehouseCode": "dropshipping", "sellableQuantity": 4}
+                                    ],
+                                }
+                            ],
+                        }
+                    ],
                 },
             ],
         }
@@ -86,7 +116,12 @@ def store(sb: Sandbox, name: str = "lz", namespace: str = "shop") -> Store:
 
 
 def secret(**overrides: str) -> dict[str, str]:
-    return {"app_key": APP_KEY, "app_secret": APP_SECRET, "access_token": TOKEN, "refresh_token": REFRESH} | overrides
+    return {
+        "app_key": APP_KEY,
+        "app_secret": APP_SECRET,
+        "access_token": TOKEN,
+        "refresh_token": REFRESH,
+    } | overrides
 
 
 def call(
@@ -99,7 +134,11 @@ def call(
     post: bool = False,
 ) -> dict[str, Any]:
     """One LazOP call signed by hand; returns the envelope."""
-    signed = {"app_key": APP_KEY, "timestamp": str(int(time.time() * 1000) + skew_ms), "sign_method": "sha256"}
+    signed = {
+        "app_key": APP_KEY,
+        "timestamp": str(int(time.time() * 1000) + skew_ms),
+        "sign_method": "sha256",
+    }
     signed |= ({"access_token": token} if token else {}) | (params or {})
     signed["sign"] = lz.sign(APP_SECRET, path, signed)
     url = endpoint(sb) + path
