@@ -209,9 +209,11 @@ class LazadaProduct(_Model):
 
 
 class LazadaGenerate(_Model):
-    """Addition: product ``k`` has one SKU ``sellerSku.format(k)`` (SkuId 10^9 + k) in every warehouse."""
+    """Addition: product ``p`` (item_id 10^9 + p) has SKUs ``k`` of ``sellerSku.format(k)`` (SkuId
+    10^9 + k) for k in [p * skusPerProduct, (p + 1) * skusPerProduct), in every warehouse."""
 
     products: int = Field(ge=0, le=1_000_000)
+    skus_per_product: int = Field(default=1, ge=1, le=100, alias="skusPerProduct")
     seller_sku: SkuFormat = Field(default="SKU-{:07d}", alias="sellerSku")
     quantity: int = Field(default=0, ge=0)
 

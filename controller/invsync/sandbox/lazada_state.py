@@ -12,7 +12,7 @@ from ..providers.transport import TokenBucket
 from .config import LazadaConfig, LazadaSeller
 
 CREATED_BASE_MS = 1_700_000_000_000  # products without created_time: one second apart from here
-GENERATED_SKU_ID = 1_000_000_000  # generated SKU k has SkuId GENERATED_SKU_ID + k
+GENERATED_SKU_ID = 1_000_000_000  # generated SKU k has SkuId GENERATED_SKU_ID + k, product p item_id + p
 
 
 @dataclass(slots=True)
@@ -118,14 +118,19 @@ class LzSeller:
             seller.add(product)
         if cfg.generate is not None:
             base = max(CREATED_BASE_MS, seller.times[-1] + 1000 if seller.times else 0)
-            for k in range(cfg.generate.products):
-                sku = LzSku(
-                    GENERATED_SKU_ID + k,
-                    cfg.generate.seller_sku.format(k),
-                    GENERATED_SKU_ID + k,
-                    dict.fromkeys(seller.warehouses, cfg.generate.quantity),
-                )
-                seller.add(LzProduct(sku.item_id, "Active", base + 1000 * k, {sku.sku_id: sku}))
+            per = cfg.generate.skus_per_product
+            for n in range(cfg.generate.products):
+                item_id = GENERATED_SKU_ID + n
+                skus = {
+                    GENERATED_SKU_ID + k: LzSku(
+                        GENERATED_SKU_ID + k,
+                        cfg.generate.seller_sku.format(k),
+                        item_id,
+                        dict.fromkeys(seller.warehouses, cfg.generate.quantity),
+                    )
+                    for k in range(n * per, (n + 1) * per)
+                }
+                seller.add(LzProduct(item_id, "Active", base + 1000 * n, skus))
         return seller
 
     def add(self, product: LzProduct) -> None:
