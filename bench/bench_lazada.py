@@ -3,8 +3,9 @@
 One multi-warehouse seller (dropshipping and a second warehouse) of `--products` products with
 `--skus` SKUs each, limited by the sandbox to `--rps` calls per second (Lazada: 50 inventory calls per
 second per seller) with the Store's rateLimit at the same rate. Steps: a full read (GetProducts, 50
-products per page), then two pushes through the operator's act step (the engine's per-product batches,
-20 SKUs per UpdateSellableQuantity request): `--changes` SKUs changed in as few products as possible,
+products per page), then two pushes through the operator's act step (the engine's per-product batches at the
+operator's push concurrency; the client puts up to 20 SKUs of waiting pushes in one
+UpdateSellableQuantity request): `--changes` SKUs changed in as few products as possible,
 then the same number each in its own product. Prints time, requests, 901 answers and writes per
 changed SKU, and the rate-limit bound of each step (calls / rps).
 Usage: .venv/bin/python bench/bench_lazada.py [--products N] [--skus N] [--changes N] [--rps R]
@@ -23,7 +24,7 @@ from typing import Any
 
 from invsync.api import Store
 from invsync.engine.records import Listing, PlanRow
-from invsync.operator.act import push_rows
+from invsync.operator.act import push_concurrency, push_rows
 from invsync.providers import RetryPolicy, build_channel
 from invsync.providers import lazada as lz
 from invsync.sandbox.lazada_state import GENERATED_SKU_ID
@@ -107,8 +108,9 @@ def rows_for(listings: list[Listing], skus: list[int]) -> list[PlanRow]:
 
 async def main(products: int, skus: int, changes: int, rps: float) -> None:
     async with run_sandbox(config(products, skus, rps)) as sb:
+        the_store = store(sb, rps)
         channel = build_channel(
-            store(sb, rps), APP | {"access_token": TOKEN}, retry=RetryPolicy(attempts=10, timeout=30)
+            the_store, APP | {"access_token": TOKEN}, retry=RetryPolicy(attempts=10, timeout=30)
         )
         listings: list[Listing] = await step(
             sb, f"read {products:,} products x {skus} SKUs x 2 warehouses", rps, 0, channel.list_listings()
@@ -122,7 +124,7 @@ async def main(products: int, skus: int, changes: int, rps: float) -> None:
                 {"bench": channel},
                 _progress,
                 listings=listings,
-                concurrency={"bench": 16},
+                concurrency={"bench": push_concurrency(the_store)},
             )
             return sum(o.ok for o in outcomes.values())
 
@@ -156,7 +158,8 @@ if __name__ == "__main__":
         f"Machine: {host}. One run. The bound is the accepted calls / {args.rps:g} per second (a read is one"
         " GetMultiWarehouseBySeller call and one GetProducts call per 50 products); 901 answers were retried"
         " in the next second. Writes per changed SKU: UpdateSellableQuantity requests / changed SKUs (the"
-        " operator pushes product by product, at most 20 SKUs per request).\n\n"
+        " operator pushes product by product, several at once; the client sends up to 20 SKUs of waiting"
+        " pushes per request).\n\n"
         + table(
             ["step", "time", "rate-limit bound", "calls", "901", "writes", "writes per changed SKU"], ROWS
         ),

@@ -14,7 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "contract"))
 from lazada_env import APP_SECRET, REFRESH, TOKEN, WH2, secret, stock, store, world
 
-from invsync.engine.records import SlotUpdate
+from invsync.engine.records import PlanRow, SlotUpdate
+from invsync.operator.act import push_rows
 from invsync.providers import (
     AuthError,
     CredentialsError,
@@ -122,3 +123,28 @@ async def test_a_multi_warehouse_push_writes_only_the_warehouses_it_names(lazada
     await channel.aclose()
     assert [o.ok for o in outcomes] == [True]
     assert stock(lazada, "K-2") == {"dropshipping": 4, WH2: 3}
+
+
+async def test_pushes_of_one_sku_products_at_once_share_requests() -> None:
+    """Lazada takes SKUs of different products in one request (inventory-management-api.md); the act
+    step pushes product by product, several at once, and those SKUs go 20 per request."""
+    async with run_sandbox(world(generate={"products": 30, "quantity": 1})) as sb:
+        channel = build_channel(store(sb), secret(), retry=FAST)
+        listings = [x for x in await channel.list_listings() if x.sku.startswith("SKU-")]
+        rows = [
+            PlanRow("r", "lz", x.channel_warehouse_id, x.sku, x.product_id, x.sku_id, 1, 4, "ratio")
+            for x in listings
+            if x.channel_warehouse_id == "dropshipping"
+        ]
+
+        async def progress(done: int, total: int) -> None:
+            return None
+
+        outcomes, _ = await push_rows(
+            rows, "DecreasesFirst", {"lz": channel}, progress, listings=listings, concurrency={"lz": 30}
+        )
+        await channel.aclose()
+        assert len(outcomes) == 30 and all(o.ok for o in outcomes.values())
+        written = [r["skus"] for r in sb.state.lazada.log if r["operation"] == "stock_update"]
+        assert sorted(written) == [10, 20]
+        assert {stock(sb, x.sku)["dropshipping"] for x in listings} == {4}

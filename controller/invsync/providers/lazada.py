@@ -13,7 +13,8 @@ import json
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -151,10 +152,12 @@ class LazadaChannel:
             retry=retry,
         )
         self._warehouses: list[ChannelWarehouse] | None = None
+        self._writes = _Writes(self._update)
         if self._token_key in _REFRESHED:
             self._use(_REFRESHED[self._token_key])
 
     async def aclose(self) -> None:
+        await self._writes.aclose()
         await self.transport.aclose()
 
     def _use(self, pair: TokenPair) -> None:
@@ -433,7 +436,10 @@ class LazadaChannel:
     async def push(self, product_id: str, updates: Sequence[SlotUpdate]) -> list[PushOutcome]:
         """Absolute sellable quantities, UPDATE_SKUS SKUs per UpdateSellableQuantity request.
 
-        Lazada takes each warehouse of a SKU on its own, so slots carried at a value read earlier are
+        Lazada takes SKUs of different products in one request, and the operator pushes product by
+        product, several at once: the SKUs of pushes waiting together share requests (_Writes), so a
+        seller of one-SKU products is not written one request per SKU. Lazada takes each warehouse of
+        a SKU on its own, so slots carried at a value read earlier are
         not sent (a stale value would undo a sale made since). A single-warehouse seller gets the
         single-warehouse form (the multi-warehouse one is refused). A 501 fails the SKUs its detail
         names; whether Lazada applied the others is not documented, so they are sent once more
@@ -460,12 +466,13 @@ class LazadaChannel:
                 outcomes.append(PushOutcome(u, False, message))
                 continue
             by_sku.setdefault(u.sku_id, []).append(u)
-        groups = list(by_sku.values())
-        for i in range(0, len(groups), UPDATE_SKUS):
-            outcomes += await self._update(groups[i : i + UPDATE_SKUS], single)
+        for answered in await asyncio.gather(
+            *(self._writes.submit(group, single) for group in by_sku.values())
+        ):
+            outcomes += answered
         return outcomes
 
-    async def _update(self, groups: list[list[SlotUpdate]], single: bool) -> list[PushOutcome]:
+    async def _update(self, groups: list[Group], single: bool) -> list[PushOutcome]:
         outcomes: list[PushOutcome] = []
         for attempt in range(2):
             envelope = await self._call(
@@ -492,6 +499,64 @@ class LazadaChannel:
                 )
                 outcomes += [PushOutcome(u, False, unconfirmed) for g in groups for u in g]
         return outcomes
+
+
+Group = list[SlotUpdate]  # the slots of one SKU: they go in one <Sku>
+
+
+class _Writes:
+    """SKUs waiting to be written, sent UPDATE_SKUS per request by at most SENDERS requests in flight.
+
+    A SKU submitted while every sender is busy (waiting for the rate limit or Lazada) joins the next
+    request, whichever product it belongs to; with nothing in flight it goes at once. Each submitter
+    gets its SKU's outcomes, or the error that failed its request.
+    """
+
+    SENDERS = 4
+
+    def __init__(self, send: Callable[[list[Group], bool], Awaitable[list[PushOutcome]]]) -> None:
+        self._send = send
+        self._waiting: deque[tuple[Group, bool, asyncio.Future[list[PushOutcome]]]] = deque()
+        self._senders: set[asyncio.Task[None]] = set()
+
+    async def submit(self, group: Group, single: bool) -> list[PushOutcome]:
+        answer: asyncio.Future[list[PushOutcome]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((group, single, answer))
+        if len(self._senders) < self.SENDERS:
+            task = asyncio.create_task(self._drain())
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
+        return await answer
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            single = self._waiting[0][1]
+            batch: list[tuple[Group, bool, asyncio.Future[list[PushOutcome]]]] = []
+            while self._waiting and len(batch) < UPDATE_SKUS and self._waiting[0][1] == single:
+                batch.append(self._waiting.popleft())
+            batch = [b for b in batch if not b[2].done()]  # a submitter cancelled meanwhile
+            if not batch:
+                continue
+            try:
+                outcomes = await self._send([group for group, _, _ in batch], single)
+            except asyncio.CancelledError:
+                for _, _, answer in batch:
+                    answer.cancel()
+                raise
+            except Exception as exc:
+                for _, _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            by_slot = {(o.update.sku_id, o.update.channel_warehouse_id): o for o in outcomes}
+            for group, _, answer in batch:
+                if not answer.done():
+                    answer.set_result([by_slot[(u.sku_id, u.channel_warehouse_id)] for u in group])
+
+    async def aclose(self) -> None:
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
 
 
 @dataclass(slots=True)

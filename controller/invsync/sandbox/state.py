@@ -337,6 +337,7 @@ class SandboxState:
         self.requests.clear()
         self.read_pages.clear()
         self.webhooks_sent.clear()
+        self.lazada.log.clear()
         self.writes = {"requests": 0, "slots": 0, "changed": 0}
 
     def snapshot(self) -> dict[str, Any]:
