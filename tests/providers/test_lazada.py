@@ -26,6 +26,7 @@ from invsync.providers import (
     UnavailableError,
     build_channel,
 )
+from invsync.sandbox.config import ConfigError, load_config
 from invsync.sandbox.server import Sandbox, run_sandbox
 from invsync.sandbox.state import Fault
 
@@ -148,3 +149,51 @@ async def test_pushes_of_one_sku_products_at_once_share_requests() -> None:
         written = [r["skus"] for r in sb.state.lazada.log if r["operation"] == "stock_update"]
         assert sorted(written) == [10, 20]
         assert {stock(sb, x.sku)["dropshipping"] for x in listings} == {4}
+
+
+# issue 18's example (one SKU line wrapped)
+ISSUE_18_CONFIG = """
+lazada:
+  app_key: "3001"
+  app_secret: s
+  sellers:
+    - access_token: t
+      refresh_token: r
+      warehouses: [dropshipping]
+      products:
+        - item_id: 9001
+          skus:
+            - {SkuId: 9101, SellerSku: K-1,
+               multiWarehouseInventories: [{warehouseCode: dropshipping, sellableQuantity: 0}]}
+"""
+
+
+async def test_the_issues_config_serves_a_single_warehouse_seller(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.yaml"
+    path.write_text(ISSUE_18_CONFIG)
+    async with run_sandbox(path) as sb:
+        the_store = store(sb)
+        creds = {"app_key": "3001", "app_secret": "s", "access_token": "t", "refresh_token": "r"}
+        channel = build_channel(the_store, creds, retry=FAST)
+        [slot] = await channel.list_listings()
+        assert (slot.sku, slot.product_id, slot.sku_id, slot.channel_warehouse_id, slot.quantity) == (
+            "K-1",
+            "9001",
+            "9101",
+            "dropshipping",
+            0,
+        )
+        assert [
+            o.ok for o in await channel.push("9001", [SlotUpdate("9001", "9101", "dropshipping", 6, "K-1")])
+        ] == [True]
+        await channel.aclose()
+        assert sb.state.snapshot()["lazada"]["0"]["products"][0]["skus"][0]["stock"] == {"dropshipping": 6}
+
+
+def test_a_config_naming_an_unknown_warehouse_says_where(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.yaml"
+    path.write_text(ISSUE_18_CONFIG.replace("warehouseCode: dropshipping", "warehouseCode: elsewhere"))
+    with pytest.raises(
+        ConfigError, match=r"sandbox.yaml: lazada\.sellers\.0.*K-1: unknown warehouseCode 'elsewhere'"
+    ):
+        load_config(path)
