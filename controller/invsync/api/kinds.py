@@ -197,6 +197,11 @@ class StoreSpec(Model):
                 "self.platform != 'tiktok' || has(self.shopCipher)",
                 "shopCipher is required for platform tiktok",
             ),
+            (
+                "self.platform != 'lazada' || self.endpoint.endsWith('/rest')",
+                "a lazada Store names its venture's API base, e.g. https://api.lazada.sg/rest",
+                ".endpoint",
+            ),
         )
     )
 

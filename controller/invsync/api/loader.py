@@ -221,6 +221,11 @@ def _cel(m: Manifests) -> None:
             seen.add(cw.channel_warehouse_id)
         if st.spec.platform == "tiktok" and st.spec.shop_cipher is None:
             raise InputError(f"{m.where(st)}: spec.shopCipher: required for platform tiktok")
+        if st.spec.platform == "lazada" and not st.spec.endpoint.endswith("/rest"):
+            raise InputError(
+                f"{m.where(st)}: spec.endpoint: a lazada Store names its venture's API base, "
+                "e.g. https://api.lazada.sg/rest"
+            )
         if not st.spec.multi_warehouse and len(st.spec.warehouses) > 1:
             raise InputError(
                 f"{m.where(st)}: spec.warehouses: a store with multiWarehouse false "
