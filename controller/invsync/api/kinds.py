@@ -160,12 +160,13 @@ TIKTOK_HOST = "open-api.tiktokglobalshop.com"
 
 
 class StoreSpec(Model):
-    platform: Literal["tiktok", "shopee"] = Field(description="The sales channel's platform.")
+    platform: Literal["tiktok", "shopee", "lazada"] = Field(description="The sales channel's platform.")
     endpoint: str = Field(
         default=f"https://{TIKTOK_HOST}",
         pattern=r"^https?://",
         description="Base URL of the platform API (default TikTok's; a shopee store names the Shopee host "
-        "near its servers, e.g. https://partner.shopeemobile.com); tests point it at the sandbox.",
+        "near its servers, e.g. https://partner.shopeemobile.com, a lazada store its venture's API base, "
+        "e.g. https://api.lazada.sg/rest); tests point it at the sandbox.",
     )
     shop_cipher: str | None = Field(
         default=None, min_length=1, description="TikTok shop_cipher identifying the shop (platform tiktok)."
@@ -174,8 +175,9 @@ class StoreSpec(Model):
         default=None, ge=1, description="Shopee shop_id identifying the shop (platform shopee)."
     )
     credentials_secret_ref: LocalObjectReference = Field(
-        description="Secret with keys app_key, app_secret, access_token (refresh_token optional) for tiktok; "
-        "partner_id, partner_key, access_token, refresh_token for shopee."
+        description="Secret with keys app_key, app_secret, access_token (refresh_token optional) for tiktok "
+        "and lazada (the seller is the one its access_token names); partner_id, partner_key, access_token, "
+        "refresh_token for shopee."
     )
     multi_warehouse: bool = Field(
         default=False,
@@ -213,6 +215,11 @@ class StoreSpec(Model):
             (
                 f"self.platform != 'shopee' || !self.endpoint.contains('{TIKTOK_HOST}')",
                 "a shopee store names its Shopee API host, e.g. https://partner.shopeemobile.com",
+                ".endpoint",
+            ),
+            (
+                "self.platform != 'lazada' || self.endpoint.endsWith('/rest')",
+                "a lazada Store names its venture's API base, e.g. https://api.lazada.sg/rest",
                 ".endpoint",
             ),
         )

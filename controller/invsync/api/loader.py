@@ -220,13 +220,18 @@ def _cel(m: Manifests) -> None:
                 )
             seen.add(cw.channel_warehouse_id)
         ids = {"tiktok": ("shopCipher", st.spec.shop_cipher), "shopee": ("shopId", st.spec.shop_id)}
-        field, value = ids[st.spec.platform]
+        field, value = ids.get(st.spec.platform, ("", ""))
         if value is None:
             raise InputError(f"{m.where(st)}: spec.{field}: required for platform {st.spec.platform}")
         if st.spec.platform == "shopee" and TIKTOK_HOST in st.spec.endpoint:
             raise InputError(
                 f"{m.where(st)}: spec.endpoint: a shopee store names its Shopee API host, "
                 "e.g. https://partner.shopeemobile.com"
+            )
+        if st.spec.platform == "lazada" and not st.spec.endpoint.endswith("/rest"):
+            raise InputError(
+                f"{m.where(st)}: spec.endpoint: a lazada Store names its venture's API base, "
+                "e.g. https://api.lazada.sg/rest"
             )
         if not st.spec.multi_warehouse and len(st.spec.warehouses) > 1:
             raise InputError(

@@ -146,6 +146,7 @@ HELD_CAUSES = ("unreadyWarehouse", "missingWarehouse", "duplicateLocation")
 _WRITABLE_ONLY: dict[str, str] = {
     "tiktok": "TikTok updates only ACTIVATE products",
     "shopee": "Shopee updates stock of NORMAL items only",
+    "lazada": "Lazada takes no stock update for stock held in its own warehouses (FBL)",
 }
 
 

@@ -261,9 +261,78 @@ class ErpSource(_Model):
     webhook: Webhook | None = None  # addition: overrides the top-level webhooks for this source
 
 
+LAZADA_DROPSHIPPING = "dropshipping"  # the warehouse every Lazada seller has (inventory-calculation-logic.md)
+
+
+class LazadaInventory(_Model):
+    warehouse_code: str = Field(min_length=1, alias="warehouseCode")
+    sellable_quantity: int = Field(default=0, ge=0, alias="sellableQuantity")
+
+
+class LazadaSku(_Model):
+    sku_id: int = Field(ge=1, alias="SkuId")
+    seller_sku: str = Field(min_length=1, alias="SellerSku")
+    multi_warehouse_inventories: list[LazadaInventory] = Field(
+        default_factory=list, alias="multiWarehouseInventories"
+    )
+    # addition: stock Lazada holds in its own warehouse (FBL); the seller cannot write it
+    fbl_sellable_quantity: int | None = Field(default=None, ge=0, alias="fblSellableQuantity")
+
+
+class LazadaProduct(_Model):
+    item_id: int = Field(ge=1)
+    status: Literal["Active", "InActive", "Pending", "Rejected", "Deleted"] = "Active"
+    created_time: int | None = Field(default=None, ge=0)  # addition: ms; default one second apart
+    skus: list[LazadaSku] = Field(default_factory=list)
+
+
+class LazadaGenerate(_Model):
+    """Addition: product ``p`` (item_id 10^9 + p) has SKUs ``k`` of ``sellerSku.format(k)`` (SkuId
+    10^9 + k) for k in [p * skusPerProduct, (p + 1) * skusPerProduct), in every warehouse."""
+
+    products: int = Field(ge=0, le=1_000_000)
+    skus_per_product: int = Field(default=1, ge=1, le=100, alias="skusPerProduct")
+    seller_sku: SkuFormat = Field(default="SKU-{:07d}", alias="sellerSku")
+    quantity: int = Field(default=0, ge=0)
+
+
+class LazadaSeller(_Model):
+    seller_id: str = ""  # addition: names the seller in faults and the admin API (default: seller index)
+    access_token: str = Field(min_length=1)
+    refresh_token: str = ""
+    # addition: seconds the access token lives (Lazada: 30 days for an online app)
+    expires_in: int = Field(default=30 * 86400, ge=0, alias="expiresIn")
+    warehouses: list[str] = Field(default_factory=lambda: [LAZADA_DROPSHIPPING], min_length=1)
+    # addition: a Mega campaign is on (error 4170): stock may go up, not down
+    increase_only: bool = Field(default=False, alias="increaseOnly")
+    # addition: calls per second the seller may make (Lazada: 50 for the inventory API)
+    requests_per_second: float = Field(default=50, gt=0, alias="requestsPerSecond")
+    products: list[LazadaProduct] = Field(default_factory=list)
+    generate: LazadaGenerate | None = None
+
+    @model_validator(mode="after")
+    def _inventories_name_warehouses(self) -> LazadaSeller:
+        known = set(self.warehouses)
+        for p in self.products:
+            for s in p.skus:
+                for inv in s.multi_warehouse_inventories:
+                    if inv.warehouse_code not in known:
+                        raise ValueError(
+                            f"item {p.item_id} {s.seller_sku}: unknown warehouseCode {inv.warehouse_code!r}"
+                        )
+        return self
+
+
+class LazadaConfig(_Model):
+    app_key: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    sellers: list[LazadaSeller] = Field(default_factory=list)
+
+
 class SandboxConfig(_Model):
     tiktok: TikTokConfig | None = None
     shopee: ShopeeConfig | None = None
+    lazada: LazadaConfig | None = None
     shopify: list[ShopifyShop] = Field(default_factory=list)
     erp: list[ErpSource] = Field(default_factory=list)
     webhooks: Webhook | None = None  # every source without its own webhook delivers here

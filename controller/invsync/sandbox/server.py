@@ -27,6 +27,7 @@ from .admin import AdminApi
 from .common import SESSION_KEY, STATE_KEY, Fake, count_requests
 from .config import ConfigError, SandboxConfig, load_config
 from .erp import ErpFake
+from .lazada import LazadaFake
 from .shopee import ShopeeFake
 from .shopify import ShopifyFake
 from .state import SandboxState
@@ -34,7 +35,7 @@ from .tiktok import TikTokFake
 
 __all__ = ["FAKES", "Sandbox", "SandboxThread", "build_app", "main", "run_sandbox"]
 
-FAKES: tuple[type[Fake], ...] = (TikTokFake, ShopeeFake, ShopifyFake, ErpFake, AdminApi)
+FAKES: tuple[type[Fake], ...] = (TikTokFake, ShopeeFake, LazadaFake, ShopifyFake, ErpFake, AdminApi)
 
 
 def build_app(state: SandboxState) -> web.Application:

@@ -31,6 +31,7 @@ from .config import (
     TikTokWarehouse,
     Webhook,
 )
+from .lazada_state import LazadaWorld
 
 TOKEN_LIFETIME = 7 * 86400  # TikTok's default access token lifetime (authorization-overview-202407)
 SHOPEE_TOKEN_LIFETIME = 4 * 3600  # Shopee access tokens: 4 hours (authorization-and-authentication.md)
@@ -342,9 +343,9 @@ class Fault(BaseModel):
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    platform: Literal["*", "tiktok", "shopee", "shopify", "http"] = "*"
+    platform: Literal["*", "tiktok", "shopee", "lazada", "shopify", "http"] = "*"
     operation: str = "*"
-    target: str = "*"  # TikTok shop cipher, Shopee shop_id, Shopify shop or ERP source name
+    target: str = "*"  # TikTok shop cipher, Shopee shop_id, Lazada seller id, Shopify shop or ERP source name
     status: int = Field(default=0, ge=0, le=599)  # HTTP status of injected errors (0: none)
     code: int | None = None  # platform error code in the envelope (TikTok)
     error: str | None = None  # platform error name in the envelope (Shopee)
@@ -428,6 +429,7 @@ class SandboxState:
                     for loc in active:
                         shop.set_level(item, loc, sh.generate.available)
             self.shopify[sh.shop] = shop
+        self.lazada = LazadaWorld(config.lazada)
         self.erp: dict[str, ErpSrc] = {}
         for e in config.erp:
             src = ErpSrc(e.name, e.token, e.webhook or config.webhooks)
@@ -487,6 +489,7 @@ class SandboxState:
         self.requests.clear()
         self.read_pages.clear()
         self.webhooks_sent.clear()
+        self.lazada.log.clear()
         self.writes = {"requests": 0, "slots": 0, "changed": 0}
 
     def snapshot(self) -> dict[str, Any]:
@@ -520,5 +523,6 @@ class SandboxState:
                 name: {"items": [r.model_dump(by_alias=True) for r in src.rows.values()]}
                 for name, src in self.erp.items()
             },
+            "lazada": self.lazada.snapshot(),
             "faults": [f.model_dump(by_alias=True) for f in self.faults],
         }
