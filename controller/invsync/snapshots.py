@@ -135,11 +135,129 @@ def is_csv(path: str | Path) -> bool:
     return str(path).removesuffix(".gz").endswith(".csv")
 
 
-def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Iterator[_Row]:
-    """Rows of a JSON or CSV snapshot; a CSV file must have the first `required` columns."""
+_SPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")
+_PIECE = 1 << 20  # characters read at a time: a snapshot is read as a stream, never whole
+
+
+class _JsonStream:
+    """The JSON text of a snapshot read a piece at a time, so a million rows never sit in memory as
+    text and as parsed objects at once. Only the outer object and its rows array are walked here; every
+    value (a row, another top-level field) is parsed by the standard library's decoder."""
+
+    def __init__(self, path: str, text: IO[str]) -> None:
+        self.path = path
+        self.text = text
+        self.buf = ""
+        self.pos = 0
+        self.line = 1  # the line the buffer starts on
+        self.eof = False
+        self.decoder = json.JSONDecoder(object_pairs_hook=_object)
+
+    def _more(self) -> bool:
+        """Drop what was read and append the next piece (at least as large as what is kept, so a long
+        value costs a logarithmic number of retries)."""
+        if self.eof:
+            return False
+        chunk = self.text.read(max(_PIECE, len(self.buf) - self.pos))
+        if not chunk:
+            self.eof = True
+            return False
+        self.line += self.buf.count("\n", 0, self.pos)
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not white space; "" at the end of the text."""
+        while True:
+            match = _SPACE.match(self.buf, self.pos)
+            self.pos = match.end() if match else self.pos
+            if self.pos < len(self.buf) or not self._more():
+                return self.buf[self.pos : self.pos + 1]
+
+    def take(self, char: str) -> bool:
+        if self.peek() != char:
+            return False
+        self.pos += 1
+        return True
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self._more():  # the value may go on in the next piece
+                    continue
+                raise self.invalid(exc.msg, exc.pos) from None
+            if _NUMBER_TAIL.fullmatch(self.buf, end) and self._more():  # a number may go on: "1" ".5"
+                continue
+            self.pos = end
+            return value
+
+    def invalid(self, problem: str, pos: int | None = None) -> InputError:
+        at = self.pos if pos is None else pos
+        return InputError(
+            f"{self.path}: line {self.line + self.buf.count(chr(10), 0, at)}: not valid JSON: {problem}"
+        )
+
+
+def _json_rows(path: str, text: IO[str], key: str) -> Iterator[tuple[int, Any]]:
+    """(index, value) of each element of the `key` array of a JSON object, read as a stream; the
+    object's other fields are parsed and ignored."""
+    stream = _JsonStream(path, text)
+    shape = InputError(f'{path}: {key}: expected {{"{key}": [...]}}')
+    if not stream.take("{"):
+        if stream.peek() in ("[", '"', "t", "f", "n", "-") or stream.peek().isdigit():
+            raise shape
+        raise stream.invalid("Expecting value")
+    seen: set[str] = set()
+    found = False
+    if not stream.take("}"):
+        while True:
+            if stream.peek() != '"':
+                raise stream.invalid("Expecting property name enclosed in double quotes")
+            name = stream.value()
+            if name in seen:
+                raise InputError(f"{path}: {name}: duplicate key")
+            seen.add(name)
+            if not stream.take(":"):
+                raise stream.invalid("Expecting ':' delimiter")
+            if name != key:
+                stream.value()
+            elif not stream.take("["):
+                stream.value()  # a syntax error inside it is reported as such
+                raise shape
+            else:
+                found = True
+                index = 0
+                if not stream.take("]"):
+                    while True:
+                        yield index, stream.value()
+                        index += 1
+                        if stream.take("]"):
+                            break
+                        if not stream.take(","):
+                            raise stream.invalid("Expecting ',' delimiter")
+            if stream.take("}"):
+                break
+            if not stream.take(","):
+                raise stream.invalid("Expecting ',' delimiter")
+    if stream.peek():
+        raise stream.invalid("Extra data")
+    if not found:
+        raise shape
+
+
+@contextlib.contextmanager
+def _reading(path: str) -> Iterator[IO[str]]:
+    """The file as a text stream (gzip-decompressed for a ``.gz`` name); an unreadable file, bad gzip
+    data or bytes that are not UTF-8, wherever they occur in the stream, as one line naming the file."""
     try:
-        raw = Path(path).read_bytes()
-        text = (gzip.decompress(raw) if path.endswith(".gz") else raw).decode()
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as text:
+            yield cast(IO[str], text)
     except OSError as exc:
         if exc.strerror is None:  # gzip's BadGzipFile
             raise InputError(f"{path}: not a gzip file: {exc}") from None
@@ -148,37 +266,37 @@ def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Itera
         raise InputError(f"{path}: truncated or corrupt gzip data") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file") from None
-    if is_csv(path):
-        reader = csv.DictReader(io.StringIO(text))
-        header = list(reader.fieldnames or [])
-        repeated = [c for i, c in enumerate(header) if c in header[:i]]
-        if repeated:
-            raise InputError(f"{path}: line 1: {repeated[0]}: duplicate column")
-        missing = [c for c in columns[:required] if c not in header]
-        if missing:
-            raise InputError(f"{path}: line 1: {missing[0]}: missing column (expected {', '.join(columns)})")
-        for values in reader:
-            if None in values:
-                raise InputError(f"{path}: line {reader.line_num}: more values than columns")
-            yield _Row(f"{path}: line {reader.line_num}", values, True)
-        return
-    try:
-        data = json.loads(text, object_pairs_hook=_object)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict) or not isinstance(data.get(key), list):
-        raise InputError(f'{path}: {key}: expected {{"{key}": [...]}}')
-    if isinstance(data, _Keys):
-        raise InputError(f"{path}: {data.duplicate}: duplicate key")
-    for i, values in enumerate(data[key]):
-        if not isinstance(values, dict):
-            raise InputError(f"{path}: {key}[{i}]: expected an object")
-        if isinstance(values, _Keys):
-            raise InputError(f"{path}: {key}[{i}]: {values.duplicate}: duplicate key")
-        unknown = sorted(set(values) - set(columns))
-        if unknown:
-            raise InputError(f"{path}: {key}[{i}]: {unknown[0]}: unknown field")
-        yield _Row(f"{path}: {key}[{i}]", values, False)
+
+
+def _rows(path: str, key: str, columns: tuple[str, ...], required: int) -> Iterator[_Row]:
+    """Rows of a JSON or CSV snapshot, read as a stream; a CSV file must have the first `required`
+    columns."""
+    with _reading(path) as text:
+        if is_csv(path):
+            reader = csv.DictReader(text)
+            header = list(reader.fieldnames or [])
+            repeated = [c for i, c in enumerate(header) if c in header[:i]]
+            if repeated:
+                raise InputError(f"{path}: line 1: {repeated[0]}: duplicate column")
+            missing = [c for c in columns[:required] if c not in header]
+            if missing:
+                raise InputError(
+                    f"{path}: line 1: {missing[0]}: missing column (expected {', '.join(columns)})"
+                )
+            for values in reader:
+                if None in values:
+                    raise InputError(f"{path}: line {reader.line_num}: more values than columns")
+                yield _Row(f"{path}: line {reader.line_num}", values, True)
+            return
+        known = set(columns)
+        for i, values in _json_rows(path, text, key):
+            if not isinstance(values, dict):
+                raise InputError(f"{path}: {key}[{i}]: expected an object")
+            if isinstance(values, _Keys):
+                raise InputError(f"{path}: {key}[{i}]: {values.duplicate}: duplicate key")
+            if not known.issuperset(values):
+                raise InputError(f"{path}: {key}[{i}]: {sorted(set(values) - known)[0]}: unknown field")
+            yield _Row(f"{path}: {key}[{i}]", values, False)
 
 
 def _load(

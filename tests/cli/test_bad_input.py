@@ -97,7 +97,7 @@ MANIFEST_CASES: list[tuple[str, tuple[Any, ...], Any, str, str]] = [
         "spec.overrides[0].skus",
     ),
     ("SyncRule", ("metadata", "name"), DELETE, "SyncRule/(unnamed)", "metadata.name"),
-    ("Store", ("spec", "platform"), "shopee", "Store/shop", "spec.platform"),
+    ("Store", ("spec", "platform"), "amazon", "Store/shop", "spec.platform"),
     ("Store", ("spec", "shopCipher"), DELETE, "Store/shop", "spec.shopCipher"),
     ("Store", ("spec", "multiWarehouse"), False, "Store/shop", "spec.warehouses"),  # with two below
     (

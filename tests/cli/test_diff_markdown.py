@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from small_world import WORLD
 
-from invsync.cli import FOLD_AFTER, main
+from invsync.cli import main
+from invsync.render import FOLD_AFTER
 
 
 def _rule(name: str, store: str, ratio: int = 100, extra: str = "") -> str:

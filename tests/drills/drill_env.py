@@ -128,10 +128,11 @@ def planned(
     manifests: Sequence[Mapping[str, Any]],
     workdir: Path,
     stores: Mapping[str, str] | None = None,
+    listings: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[Slot, int | None]:
     """Desired quantity of every slot, by `invsync plan` on the sandbox's current stock and listings
-    of `stores` (Store name -> shop cipher; the drill Store by default; None: the plan leaves the slot
-    alone)."""
+    of `stores` (Store name -> shop cipher; the drill Store by default) or, for another platform,
+    these `listings` rows (None: the plan leaves the slot alone)."""
     state = env.admin("GET", "state")
     inventory = [
         {
@@ -145,20 +146,24 @@ def planned(
         for name, src in state["erp"].items()
         for row in src["items"]
     ]
-    listings = [
-        {
-            "store": store,
-            "sku": sku["seller_sku"],
-            "productId": product["id"],
-            "skuId": sku["id"],
-            "channelWarehouseId": inv["warehouse_id"],
-            "quantity": inv["quantity"],
-        }
-        for store, cipher in (stores or {STORE: SHOP}).items()
-        for product in state["tiktok"][cipher]["products"]
-        for sku in product["skus"]
-        for inv in sku["inventory"]
-    ]
+    listings = (
+        listings
+        if listings is not None
+        else [
+            {
+                "store": store,
+                "sku": sku["seller_sku"],
+                "productId": product["id"],
+                "skuId": sku["id"],
+                "channelWarehouseId": inv["warehouse_id"],
+                "quantity": inv["quantity"],
+            }
+            for store, cipher in (stores or {STORE: SHOP}).items()
+            for product in state["tiktok"][cipher]["products"]
+            for sku in product["skus"]
+            for inv in sku["inventory"]
+        ]
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "manifests.yaml").write_text(yaml.safe_dump_all(list(manifests)))
     (workdir / "inventory.json").write_text(json.dumps({"inventory": inventory}))

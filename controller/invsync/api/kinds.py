@@ -156,16 +156,28 @@ class RateLimit(Model):
     burst: int = Field(default=10, ge=1, le=10000, description="Requests allowed at once above the rate.")
 
 
+TIKTOK_HOST = "open-api.tiktokglobalshop.com"
+
+
 class StoreSpec(Model):
-    platform: Literal["tiktok"] = Field(description="The sales channel's platform.")
+    platform: Literal["tiktok", "shopee", "lazada"] = Field(description="The sales channel's platform.")
     endpoint: str = Field(
-        default="https://open-api.tiktokglobalshop.com",
+        default=f"https://{TIKTOK_HOST}",
         pattern=r"^https?://",
-        description="Base URL of the platform API; tests point it at the sandbox.",
+        description="Base URL of the platform API (default TikTok's; a shopee store names the Shopee host "
+        "near its servers, e.g. https://partner.shopeemobile.com, a lazada store its venture's API base, "
+        "e.g. https://api.lazada.sg/rest); tests point it at the sandbox.",
     )
-    shop_cipher: str = Field(min_length=1, description="TikTok shop_cipher identifying the shop.")
+    shop_cipher: str | None = Field(
+        default=None, min_length=1, description="TikTok shop_cipher identifying the shop (platform tiktok)."
+    )
+    shop_id: int | None = Field(
+        default=None, ge=1, description="Shopee shop_id identifying the shop (platform shopee)."
+    )
     credentials_secret_ref: LocalObjectReference = Field(
-        description="Secret with keys app_key, app_secret, access_token (refresh_token optional)."
+        description="Secret with keys app_key, app_secret, access_token (refresh_token optional) for tiktok "
+        "and lazada (the seller is the one its access_token names); partner_id, partner_key, access_token, "
+        "refresh_token for shopee."
     )
     multi_warehouse: bool = Field(
         default=False,
@@ -189,7 +201,27 @@ class StoreSpec(Model):
             (
                 "self.multiWarehouse || !has(self.warehouses) || size(self.warehouses) <= 1",
                 "warehouses: a store with multiWarehouse false has at most one channel warehouse",
-            )
+            ),
+            (
+                "self.platform != 'tiktok' || has(self.shopCipher)",
+                "shopCipher is required for platform tiktok",
+                ".shopCipher",
+            ),
+            (
+                "self.platform != 'shopee' || has(self.shopId)",
+                "shopId is required for platform shopee",
+                ".shopId",
+            ),
+            (
+                f"self.platform != 'shopee' || !self.endpoint.contains('{TIKTOK_HOST}')",
+                "a shopee store names its Shopee API host, e.g. https://partner.shopeemobile.com",
+                ".endpoint",
+            ),
+            (
+                "self.platform != 'lazada' || self.endpoint.endsWith('/rest')",
+                "a lazada Store names its venture's API base, e.g. https://api.lazada.sg/rest",
+                ".endpoint",
+            ),
         )
     )
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from .common import GROUP, VERSION, LabelSelector, Resource
-from .kinds import KINDS, InventorySource, Store, SyncRule, Warehouse
+from .kinds import KINDS, TIKTOK_HOST, InventorySource, Store, SyncRule, Warehouse
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -219,6 +219,20 @@ def _cel(m: Manifests) -> None:
                     f"duplicate {cw.channel_warehouse_id!r}"
                 )
             seen.add(cw.channel_warehouse_id)
+        ids = {"tiktok": ("shopCipher", st.spec.shop_cipher), "shopee": ("shopId", st.spec.shop_id)}
+        field, value = ids.get(st.spec.platform, ("", ""))
+        if value is None:
+            raise InputError(f"{m.where(st)}: spec.{field}: required for platform {st.spec.platform}")
+        if st.spec.platform == "shopee" and TIKTOK_HOST in st.spec.endpoint:
+            raise InputError(
+                f"{m.where(st)}: spec.endpoint: a shopee store names its Shopee API host, "
+                "e.g. https://partner.shopeemobile.com"
+            )
+        if st.spec.platform == "lazada" and not st.spec.endpoint.endswith("/rest"):
+            raise InputError(
+                f"{m.where(st)}: spec.endpoint: a lazada Store names its venture's API base, "
+                "e.g. https://api.lazada.sg/rest"
+            )
         if not st.spec.multi_warehouse and len(st.spec.warehouses) > 1:
             raise InputError(
                 f"{m.where(st)}: spec.warehouses: a store with multiWarehouse false "

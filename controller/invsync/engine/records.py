@@ -143,7 +143,11 @@ HELD_CAUSES = ("unreadyWarehouse", "missingWarehouse", "duplicateLocation")
 
 
 # Why a platform refuses inventory updates of a product not in its writable status (docs/platforms.md).
-_WRITABLE_ONLY: dict[str, str] = {"tiktok": "TikTok updates only ACTIVATE products"}
+_WRITABLE_ONLY: dict[str, str] = {
+    "tiktok": "TikTok updates only ACTIVATE products",
+    "shopee": "Shopee updates stock of NORMAL items only",
+    "lazada": "Lazada takes no stock update for stock held in its own warehouses (FBL)",
+}
 
 
 @dataclass(frozen=True, slots=True)

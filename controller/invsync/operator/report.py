@@ -81,9 +81,9 @@ def report(
     if changed:
         events.append(Event("Normal", Reason.PUSHED, f"set {len(changed)} listing quantities"))
     change_to_push = [
-        pushed.acked - arrived
-        for o in changed
-        if (arrived := memory.arrivals.pop(o.update.sku, None)) is not None
+        (key[0], pushed.acked - arrived)
+        for key, o in outcomes.items()
+        if o.ok and (arrived := memory.arrivals.pop(o.update.sku, None)) is not None
     ]
     events += [
         Event(

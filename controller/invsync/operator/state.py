@@ -157,7 +157,7 @@ class SyncReport:
     result: Result
     stores: dict[str, SyncCounts]
     allocation: Mapping[str, Fraction]
-    change_to_push: list[float]
+    change_to_push: list[tuple[str, float]]  # (store, seconds from the change to its push)
     requeue_after: float | None  # seconds until a settling increase becomes due
     live: LiveCheck = field(default_factory=LiveCheck)  # a full re-read is due when live.reread
 

@@ -265,8 +265,8 @@ class RuleWorker:
             finished_at=time.time(),
         )
         metrics.set_pool_allocation(self.namespace, {w: float(r) for w, r in report.allocation.items()})
-        for seconds in report.change_to_push:
-            metrics.CHANGE_TO_PUSH.labels("tiktok").observe(seconds)
+        for store, seconds in report.change_to_push:
+            metrics.CHANGE_TO_PUSH.labels(snap.stores[store].spec.platform).observe(seconds)
         return requeue
 
     def _post(self, events: Iterable[Event]) -> None:

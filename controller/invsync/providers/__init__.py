@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -21,6 +22,10 @@ from .base import (
     WebhookRejectedError,
 )
 from .http_source import HttpSource
+from .lazada import Credentials as LazadaCredentials
+from .lazada import LazadaChannel
+from .shopee import Credentials as ShopeeCredentials
+from .shopee import ShopeeChannel
 from .shopify import ShopifySource
 from .tiktok import Credentials, TikTokChannel, TokenPair, TokenSink
 from .transport import RetryPolicy
@@ -65,9 +70,11 @@ def build_channel(
     retry: RetryPolicy | None = None,
     on_refresh: TokenSink | None = None,
 ) -> SalesChannel:
-    """The sales channel of a Store; the Secret holds app_key, app_secret, access_token, refresh_token
-    and, once invsync refreshed the token, access_token_expire_in (unix time). ``on_refresh`` gets
-    every refreshed pair (the operator writes it back to the Secret)."""
+    """The sales channel of a Store; the Secret holds app_key, app_secret (tiktok, lazada) or partner_id,
+    partner_key (shopee), access_token, refresh_token and, once invsync refreshed the token,
+    access_token_expire_in (unix time). ``on_refresh`` gets every refreshed pair (the operator writes it
+    back to the Secret; Shopee's and Lazada's refresh tokens are single-use, so it gets the pair before
+    the pair is used)."""
     what = f"Store {store.namespace}/{store.name}"
     spec = store.spec
     expires = secret.get(ACCESS_TOKEN_EXPIRE_IN, "")
@@ -76,22 +83,40 @@ def build_channel(
             f"{what}: credentials Secret key {ACCESS_TOKEN_EXPIRE_IN!r} is not a unix time",
             code="InvalidCredential",
         )
+    tokens: dict[str, Any] = {
+        "access_token": _require(secret, "access_token", what),
+        "refresh_token": secret.get("refresh_token", ""),
+        "access_token_expire_in": int(expires or 0),
+    }
+    client_options: dict[str, Any] = {
+        "store": store.name,
+        "endpoint": spec.endpoint,
+        "rate": spec.rate_limit.requests_per_second,
+        "burst": spec.rate_limit.burst,
+        "client": client,
+        "retry": retry,
+        "on_refresh": on_refresh,
+    }
+    if spec.platform == "shopee":
+        partner_id = _require(secret, "partner_id", what)
+        if not partner_id.isdigit():
+            raise CredentialsError(
+                f"{what}: credentials Secret key 'partner_id' is not a number", code="InvalidCredential"
+            )
+        assert spec.shop_id is not None  # the CRD (and the offline loader) require it for shopee
+        shopee = ShopeeCredentials(
+            partner_id=int(partner_id), partner_key=_require(secret, "partner_key", what), **tokens
+        )
+        return ShopeeChannel(shop_id=spec.shop_id, credentials=shopee, **client_options)
+    app: dict[str, Any] = {
+        "app_key": _require(secret, "app_key", what),
+        "app_secret": _require(secret, "app_secret", what),
+    }
+    if spec.platform == "lazada":
+        return LazadaChannel(credentials=LazadaCredentials(**app, **tokens), **client_options)
+    assert spec.shop_cipher is not None  # the CRD (and the offline loader) require it for tiktok
     return TikTokChannel(
-        store=store.name,
-        endpoint=spec.endpoint,
-        shop_cipher=spec.shop_cipher,
-        credentials=Credentials(
-            app_key=_require(secret, "app_key", what),
-            app_secret=_require(secret, "app_secret", what),
-            access_token=_require(secret, "access_token", what),
-            refresh_token=secret.get("refresh_token", ""),
-            access_token_expire_in=int(expires or 0),
-        ),
-        rate=spec.rate_limit.requests_per_second,
-        burst=spec.rate_limit.burst,
-        client=client,
-        retry=retry,
-        on_refresh=on_refresh,
+        shop_cipher=spec.shop_cipher, credentials=Credentials(**app, **tokens), **client_options
     )
 
 

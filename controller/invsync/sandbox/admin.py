@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..providers import shopify as sh
+from ..providers.shopee import NO_LOCATION
 from ..providers.webhooks import (
     SHOPIFY_HMAC_HEADER,
     SHOPIFY_INVENTORY_TOPIC,
@@ -190,6 +191,8 @@ class AdminApi:
     async def listing(self, request: web.Request) -> web.Response:
         """Set a channel quantity by hand, as a seller editing the listing in Seller Center would."""
         edit: _Listing = await self._body(request, _Listing)
+        if edit.shop.isdigit() and int(edit.shop) in self.state.shopee:
+            return self._shopee_listing(edit)
         shop = self.state.tiktok.get(edit.shop)
         if shop is None:
             return json_response({"error": f"no TikTok shop {edit.shop}"}, 404)
@@ -206,9 +209,33 @@ class AdminApi:
             sku.inventory[edit.warehouse_id] = edit.quantity
         return json_response({"ok": True, "skus": [s.id for s in skus]})
 
+    def _shopee_listing(self, edit: _Listing) -> web.Response:
+        """A Shopee model's seller_stock at one location (sku_id: the model id, 0 for an item without)."""
+        shop = self.state.shopee[int(edit.shop)]
+        models = [
+            (item, m)
+            for item in shop.items.values()
+            for m in item.models.values()
+            if str(m.model_id) == edit.sku_id
+            or (edit.seller_sku is not None and m.model_sku == edit.seller_sku)
+        ]
+        if not models:
+            return json_response({"error": "no such sku_id / seller_sku in the shop"}, 404)
+        if edit.warehouse_id not in (shop.locations.keys() or {NO_LOCATION}):
+            return json_response({"error": f"no location {edit.warehouse_id} in the shop"}, 404)
+        location = edit.warehouse_id if shop.locations else ""
+        for _, m in models:
+            m.seller_stock[location] = edit.quantity
+        return json_response({"ok": True, "skus": [f"{item.item_id}/{m.model_id}" for item, m in models]})
+
     async def token(self, request: web.Request) -> web.Response:
         """Expire (or revive) a shop's access token, as time would."""
         change: _Token = await self._body(request, _Token)
+        if change.shop.isdigit() and int(change.shop) in self.state.shopee:
+            self.state.shopee[int(change.shop)].expire_in = (
+                0 if change.expired else int(time.time()) + 4 * 3600
+            )
+            return json_response({"ok": True})
         shop = self.state.tiktok.get(change.shop)
         if shop is None:
             return json_response({"error": f"no TikTok shop {change.shop}"}, 404)

@@ -115,6 +115,84 @@ class TikTokConfig(_Model):
     shops: list[TikTokShop] = Field(default_factory=list)
 
 
+class ShopeeLocation(_Model):
+    location_id: str = Field(min_length=1)
+    warehouse_name: str = ""
+    warehouse_id: int = Field(default=0, ge=0)
+
+
+class ShopeeStock(_Model):
+    location_id: str = ""  # empty: a shop without warehouse locations
+    stock: int = Field(default=0, ge=0)
+
+
+class ShopeeModel(_Model):
+    model_id: int = Field(ge=1)
+    model_sku: str = ""
+    model_status: Literal["MODEL_NORMAL", "MODEL_UNAVAILABLE"] = "MODEL_NORMAL"
+    seller_stock: list[ShopeeStock] = Field(default_factory=list)
+    shopee_stock: list[ShopeeStock] = Field(default_factory=list)  # Shopee's own warehouses: read-only
+    reserved_stock: int = Field(default=0, ge=0)  # addition: promotion stock a write may not go below
+
+
+ShopeeItemStatus = Literal["NORMAL", "BANNED", "UNLIST", "REVIEWING", "SELLER_DELETE", "SHOPEE_DELETE"]
+
+
+class ShopeeItem(_Model):
+    """An item with models, or (models empty) one without: its stock and SKU are the item's own."""
+
+    item_id: int = Field(ge=1)
+    item_status: ShopeeItemStatus = "NORMAL"
+    item_sku: str = ""
+    seller_stock: list[ShopeeStock] = Field(default_factory=list)  # an item without models only
+    shopee_stock: list[ShopeeStock] = Field(default_factory=list)
+    models: list[ShopeeModel] = Field(default_factory=list)
+
+
+class ShopeeGenerate(_Model):
+    """Addition: ``items`` items of ``modelsPerItem`` models; model ``k`` has SKU ``modelSku.format(k)``,
+    ``stock`` at every location; ids are 900000000 + item and 800000000 + k."""
+
+    items: int = Field(ge=0, le=1_000_000)
+    models_per_item: int = Field(default=1, ge=1, le=50, alias="modelsPerItem")
+    model_sku: SkuFormat = Field(default="SKU-{:07d}", alias="modelSku")
+    stock: int = Field(default=0, ge=0)
+
+
+class ShopeeShop(_Model):
+    shop_id: int = Field(ge=1)
+    access_token: str = Field(min_length=1)
+    refresh_token: str = ""
+    # addition: unix time the access token expires (default: 4 hours after the sandbox starts)
+    access_token_expire_in: int | None = Field(default=None, ge=0, alias="accessTokenExpireIn")
+    requests_per_second: float | None = Field(default=None, gt=0, alias="requestsPerSecond")  # addition
+    locations: list[ShopeeLocation] = Field(default_factory=list)  # empty: not multi-warehouse
+    items: list[ShopeeItem] = Field(default_factory=list)
+    generate: ShopeeGenerate | None = None
+
+    @model_validator(mode="after")
+    def _stock_names_locations(self) -> ShopeeShop:
+        known = {loc.location_id for loc in self.locations} or {""}
+        for i, item in enumerate(self.items):
+            stocks = [*item.seller_stock, *(s for m in item.models for s in m.seller_stock)]
+            for s in stocks:
+                if s.location_id not in known:
+                    raise ValueError(
+                        f"items[{i}] (item_id {item.item_id}): seller_stock names unknown location "
+                        f"{s.location_id!r}"
+                    )
+            if item.models and item.seller_stock:
+                raise ValueError(f"items[{i}] (item_id {item.item_id}): an item with models has no own stock")
+        return self
+
+
+class ShopeeConfig(_Model):
+    partner_id: int = Field(ge=1)
+    partner_key: str = Field(min_length=1)
+    requests_per_second: float = Field(default=50, gt=0, alias="requestsPerSecond")  # addition
+    shops: list[ShopeeShop] = Field(default_factory=list)
+
+
 class ShopifyLocation(_Model):
     id: str = Field(pattern=rf"^{LOCATION_GID}[0-9]+$")
     name: str = ""
@@ -183,8 +261,78 @@ class ErpSource(_Model):
     webhook: Webhook | None = None  # addition: overrides the top-level webhooks for this source
 
 
+LAZADA_DROPSHIPPING = "dropshipping"  # the warehouse every Lazada seller has (inventory-calculation-logic.md)
+
+
+class LazadaInventory(_Model):
+    warehouse_code: str = Field(min_length=1, alias="warehouseCode")
+    sellable_quantity: int = Field(default=0, ge=0, alias="sellableQuantity")
+
+
+class LazadaSku(_Model):
+    sku_id: int = Field(ge=1, alias="SkuId")
+    seller_sku: str = Field(min_length=1, alias="SellerSku")
+    multi_warehouse_inventories: list[LazadaInventory] = Field(
+        default_factory=list, alias="multiWarehouseInventories"
+    )
+    # addition: stock Lazada holds in its own warehouse (FBL); the seller cannot write it
+    fbl_sellable_quantity: int | None = Field(default=None, ge=0, alias="fblSellableQuantity")
+
+
+class LazadaProduct(_Model):
+    item_id: int = Field(ge=1)
+    status: Literal["Active", "InActive", "Pending", "Rejected", "Deleted"] = "Active"
+    created_time: int | None = Field(default=None, ge=0)  # addition: ms; default one second apart
+    skus: list[LazadaSku] = Field(default_factory=list)
+
+
+class LazadaGenerate(_Model):
+    """Addition: product ``p`` (item_id 10^9 + p) has SKUs ``k`` of ``sellerSku.format(k)`` (SkuId
+    10^9 + k) for k in [p * skusPerProduct, (p + 1) * skusPerProduct), in every warehouse."""
+
+    products: int = Field(ge=0, le=1_000_000)
+    skus_per_product: int = Field(default=1, ge=1, le=100, alias="skusPerProduct")
+    seller_sku: SkuFormat = Field(default="SKU-{:07d}", alias="sellerSku")
+    quantity: int = Field(default=0, ge=0)
+
+
+class LazadaSeller(_Model):
+    seller_id: str = ""  # addition: names the seller in faults and the admin API (default: seller index)
+    access_token: str = Field(min_length=1)
+    refresh_token: str = ""
+    # addition: seconds the access token lives (Lazada: 30 days for an online app)
+    expires_in: int = Field(default=30 * 86400, ge=0, alias="expiresIn")
+    warehouses: list[str] = Field(default_factory=lambda: [LAZADA_DROPSHIPPING], min_length=1)
+    # addition: a Mega campaign is on (error 4170): stock may go up, not down
+    increase_only: bool = Field(default=False, alias="increaseOnly")
+    # addition: calls per second the seller may make (Lazada: 50 for the inventory API)
+    requests_per_second: float = Field(default=50, gt=0, alias="requestsPerSecond")
+    products: list[LazadaProduct] = Field(default_factory=list)
+    generate: LazadaGenerate | None = None
+
+    @model_validator(mode="after")
+    def _inventories_name_warehouses(self) -> LazadaSeller:
+        known = set(self.warehouses)
+        for p in self.products:
+            for s in p.skus:
+                for inv in s.multi_warehouse_inventories:
+                    if inv.warehouse_code not in known:
+                        raise ValueError(
+                            f"item {p.item_id} {s.seller_sku}: unknown warehouseCode {inv.warehouse_code!r}"
+                        )
+        return self
+
+
+class LazadaConfig(_Model):
+    app_key: str = Field(min_length=1)
+    app_secret: str = Field(min_length=1)
+    sellers: list[LazadaSeller] = Field(default_factory=list)
+
+
 class SandboxConfig(_Model):
     tiktok: TikTokConfig | None = None
+    shopee: ShopeeConfig | None = None
+    lazada: LazadaConfig | None = None
     shopify: list[ShopifyShop] = Field(default_factory=list)
     erp: list[ErpSource] = Field(default_factory=list)
     webhooks: Webhook | None = None  # every source without its own webhook delivers here

@@ -28,13 +28,15 @@ from .admin import AdminApi
 from .common import SESSION_KEY, STATE_KEY, Fake, count_requests
 from .config import ConfigError, SandboxConfig, Webhook, load_config
 from .erp import ErpFake
+from .lazada import LazadaFake
+from .shopee import ShopeeFake
 from .shopify import ShopifyFake
 from .state import SandboxState
 from .tiktok import TikTokFake
 
 __all__ = ["FAKES", "Sandbox", "SandboxThread", "build_app", "main", "run_sandbox"]
 
-FAKES: tuple[type[Fake], ...] = (TikTokFake, ShopifyFake, ErpFake, AdminApi)
+FAKES: tuple[type[Fake], ...] = (TikTokFake, ShopeeFake, LazadaFake, ShopifyFake, ErpFake, AdminApi)
 
 
 def build_app(state: SandboxState) -> web.Application:
@@ -142,7 +144,7 @@ async def _serve(config: SandboxConfig, host: str, port: int) -> None:
 
 def parser(prog: str = "invsync sandbox") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, description="Serve TikTok Shop, Shopify and ERP fakes on loopback."
+        prog=prog, description="Serve TikTok Shop, Shopee, Shopify and ERP fakes on loopback."
     )
     p.add_argument("--config", required=True, help="sandbox YAML (docs/platforms.md)")
     p.add_argument("--host", default="127.0.0.1")

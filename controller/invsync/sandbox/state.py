@@ -22,14 +22,19 @@ from .config import (
     CREATE_TIME_BASE,
     ErpItem,
     SandboxConfig,
+    ShopeeGenerate,
+    ShopeeShop,
+    ShopeeStock,
     Throttle,
     TikTokGenerate,
     TikTokShop,
     TikTokWarehouse,
     Webhook,
 )
+from .lazada_state import LazadaWorld
 
 TOKEN_LIFETIME = 7 * 86400  # TikTok's default access token lifetime (authorization-overview-202407)
+SHOPEE_TOKEN_LIFETIME = 4 * 3600  # Shopee access tokens: 4 hours (authorization-and-authentication.md)
 
 
 @dataclass(slots=True)
@@ -145,6 +150,146 @@ class TtShop:
 
 
 @dataclass(slots=True)
+class ShpModel:
+    """One Shopee model (model_id 0: the item itself, for an item without models)."""
+
+    model_id: int
+    model_sku: str
+    status: str
+    seller_stock: dict[str, int]  # location id ("" in a shop without locations) -> stock
+    shopee_stock: dict[str, int]
+    reserved: int = 0
+
+    def stock_info(self) -> dict[str, Any]:
+        seller = [
+            {"stock": q, "if_saleable": True} | ({"location_id": w} if w else {})
+            for w, q in self.seller_stock.items()
+        ]
+        return {
+            "summary_info": {
+                "total_reserved_stock": self.reserved,
+                "total_available_stock": sum(self.seller_stock.values()) + sum(self.shopee_stock.values()),
+            },
+            "seller_stock": seller,
+            "shopee_stock": [{"location_id": w, "stock": q} for w, q in self.shopee_stock.items()],
+        }
+
+
+@dataclass(slots=True)
+class ShpItem:
+    item_id: int
+    status: str
+    item_sku: str
+    has_model: bool
+    models: dict[int, ShpModel]
+    update_time: int = CREATE_TIME_BASE
+
+
+def _stock(entries: list[ShopeeStock]) -> dict[str, int]:
+    return {s.location_id: s.stock for s in entries}
+
+
+@dataclass(slots=True)
+class ShpShop:
+    shop_id: int
+    access_token: str
+    refresh_token: str
+    expire_in: int  # unix time the access token expires
+    limiter: TokenBucket
+    locations: dict[str, dict[str, Any]]  # location id -> get_warehouse_detail entry
+    stale_tokens: dict[str, float] = field(default_factory=dict)  # replaced access token -> valid until
+    items: dict[int, ShpItem] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, cfg: ShopeeShop, rps: float) -> ShpShop:
+        shop = cls(
+            shop_id=cfg.shop_id,
+            access_token=cfg.access_token,
+            refresh_token=cfg.refresh_token,
+            expire_in=cfg.access_token_expire_in or int(time.time()) + SHOPEE_TOKEN_LIFETIME,
+            limiter=TokenBucket(rps, max(1.0, rps)),
+            locations={
+                loc.location_id: {
+                    "warehouse_id": loc.warehouse_id or n + 1,
+                    "warehouse_name": loc.warehouse_name,
+                    "warehouse_type": 1,
+                    "location_id": loc.location_id,
+                    "holiday_mode_state": 0,
+                }
+                for n, loc in enumerate(cfg.locations)
+            },
+        )
+        for n, it in enumerate(cfg.items):
+            models = {
+                m.model_id: ShpModel(
+                    m.model_id,
+                    m.model_sku,
+                    m.model_status,
+                    _stock(m.seller_stock),
+                    _stock(m.shopee_stock),
+                    m.reserved_stock,
+                )
+                for m in it.models
+            }
+            if not it.models:
+                models[0] = ShpModel(
+                    0, it.item_sku, "MODEL_NORMAL", _stock(it.seller_stock), _stock(it.shopee_stock)
+                )
+            shop.add(
+                ShpItem(
+                    it.item_id, it.item_status, it.item_sku, bool(it.models), models, CREATE_TIME_BASE + n
+                )
+            )
+        if cfg.generate is not None:
+            shop.generate(cfg.generate)
+        return shop
+
+    def add(self, item: ShpItem) -> None:
+        self.items[item.item_id] = item
+        self.order.append(item.item_id)
+
+    def generate(self, gen: ShopeeGenerate) -> None:
+        where = list(self.locations) or [""]
+        per = gen.models_per_item
+        for n in range(gen.items):
+            models = {
+                800_000_000 + k: ShpModel(
+                    800_000_000 + k,
+                    gen.model_sku.format(k),
+                    "MODEL_NORMAL",
+                    dict.fromkeys(where, gen.stock),
+                    {},
+                )
+                for k in range(n * per, (n + 1) * per)
+            }
+            self.add(ShpItem(900_000_000 + n, "NORMAL", "", True, models))
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "locations": list(self.locations.values()),
+            "items": [
+                {
+                    "item_id": i.item_id,
+                    "item_status": i.status,
+                    "item_sku": i.item_sku,
+                    "has_model": i.has_model,
+                    "models": [
+                        {
+                            "model_id": m.model_id,
+                            "model_sku": m.model_sku,
+                            "seller_stock": dict(m.seller_stock),
+                            "shopee_stock": dict(m.shopee_stock),
+                        }
+                        for m in i.models.values()
+                    ],
+                }
+                for i in (self.items[x] for x in self.order)
+            ],
+        }
+
+
+@dataclass(slots=True)
 class ShItem:
     gid: str
     sku: str
@@ -198,11 +343,12 @@ class Fault(BaseModel):
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    platform: Literal["*", "tiktok", "shopify", "http"] = "*"
+    platform: Literal["*", "tiktok", "shopee", "lazada", "shopify", "http"] = "*"
     operation: str = "*"
-    target: str = "*"  # TikTok shop cipher, Shopify shop or ERP source name
+    target: str = "*"  # TikTok shop cipher, Shopee shop_id, Lazada seller id, Shopify shop or ERP source name
     status: int = Field(default=0, ge=0, le=599)  # HTTP status of injected errors (0: none)
     code: int | None = None  # platform error code in the envelope (TikTok)
+    error: str | None = None  # platform error name in the envelope (Shopee)
     error_rate: float = Field(default=1.0, ge=0, le=1)
     latency: float = Field(default=0.0, ge=0, le=60)
     burst429: int = Field(default=0, ge=0, alias="burst429")  # the next N matching requests answer 429
@@ -227,6 +373,7 @@ class Effect:
     code: int | None = None
     retry_after: float | None = None
     empty: bool = False
+    error: str | None = None
 
 
 class SandboxState:
@@ -252,6 +399,12 @@ class SandboxState:
                 self.tiktok[s.cipher] = TtShop.build(
                     s, s.requests_per_second or config.tiktok.requests_per_second
                 )
+        self.shopee: dict[int, ShpShop] = {}
+        if config.shopee is not None:
+            for sp in config.shopee.shops:
+                self.shopee[sp.shop_id] = ShpShop.build(
+                    sp, sp.requests_per_second or config.shopee.requests_per_second
+                )
         self.shopify: dict[str, ShShop] = {}
         for sh in config.shopify:
             shop = ShShop(
@@ -276,6 +429,7 @@ class SandboxState:
                     for loc in active:
                         shop.set_level(item, loc, sh.generate.available)
             self.shopify[sh.shop] = shop
+        self.lazada = LazadaWorld(config.lazada)
         self.erp: dict[str, ErpSrc] = {}
         for e in config.erp:
             src = ErpSrc(e.name, e.token, e.webhook or config.webhooks)
@@ -308,14 +462,14 @@ class SandboxState:
                 continue
             if fault.burst429 > 0:
                 fault.burst429 -= 1
-                return Effect(fault.latency, 429, fault.code, fault.retry_after)
+                return Effect(fault.latency, 429, fault.code, fault.retry_after, error=fault.error)
             erroring = bool(fault.status) and self.random.random() < fault.error_rate
             if not erroring and not fault.latency and not fault.empty:
                 continue
             if fault.count is not None:
                 fault.count -= 1
             if erroring:
-                return Effect(fault.latency, fault.status, fault.code, fault.retry_after)
+                return Effect(fault.latency, fault.status, fault.code, fault.retry_after, error=fault.error)
             return Effect(fault.latency, empty=fault.empty)
         return None
 
@@ -335,6 +489,7 @@ class SandboxState:
         self.requests.clear()
         self.read_pages.clear()
         self.webhooks_sent.clear()
+        self.lazada.log.clear()
         self.writes = {"requests": 0, "slots": 0, "changed": 0}
 
     def snapshot(self) -> dict[str, Any]:
@@ -347,6 +502,7 @@ class SandboxState:
                 }
                 for cipher, shop in self.tiktok.items()
             },
+            "shopee": {str(shop_id): shop.json() for shop_id, shop in self.shopee.items()},
             "shopify": {
                 name: {
                     "locations": list(shop.locations.values()),
@@ -367,5 +523,6 @@ class SandboxState:
                 name: {"items": [r.model_dump(by_alias=True) for r in src.rows.values()]}
                 for name, src in self.erp.items()
             },
+            "lazada": self.lazada.snapshot(),
             "faults": [f.model_dump(by_alias=True) for f in self.faults],
         }
