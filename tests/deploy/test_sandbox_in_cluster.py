@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from aiohttp import web
 
 from invsync.sandbox.config import ConfigError, load_config
 from invsync.sandbox.server import redirect_webhooks, run_sandbox
-from invsync.testing.cluster import REPO_ROOT
+from invsync.testing.cluster import REPO_ROOT, binary_dir
 
 EXAMPLE = REPO_ROOT / "examples" / "sandbox.yaml"
 
@@ -62,3 +64,28 @@ async def test_a_stock_change_is_delivered_to_the_origin() -> None:
         assert paths == ["/webhooks/invsync-demo/wms"]
     finally:
         await runner.cleanup()
+
+
+def test_the_local_overlay_points_every_example_endpoint_at_the_sandbox_service() -> None:
+    """manifests/overlays/local/demo: each Store's and InventorySource's endpoint is examples/' own with
+    the loopback sandbox replaced by the in-cluster one, path kept (a new example is not left behind)."""
+    kubectl = str(binary_dir() / "kubectl")
+
+    def endpoints(directory: Path) -> dict[tuple[str, str], str]:
+        rendered = subprocess.run(
+            [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+        return {
+            (doc["kind"], doc["metadata"]["name"]): doc["spec"]["endpoint"]
+            for doc in yaml.safe_load_all(rendered)
+            if doc and doc["kind"] in ("Store", "InventorySource")
+        }
+
+    examples = endpoints(REPO_ROOT / "examples")
+    local = endpoints(REPO_ROOT / "manifests" / "overlays" / "local" / "demo")
+    assert examples and set(local) == set(examples)
+    for name, url in examples.items():
+        assert url.startswith("http://127.0.0.1:18090")
+        assert local[name] == url.replace(
+            "http://127.0.0.1:18090", "http://invsync-sandbox.invsync-demo.svc:18090"
+        )
