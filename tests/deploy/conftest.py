@@ -1,4 +1,4 @@
-"""One ``make deploy`` for the tests of tests/deploy/ that need it (testing/deploy.py), removed at the end.
+"""One ``make deploy`` for the module of tests/deploy/ that needs it (testing/deploy.py), removed at the end.
 
 The node is one per machine (the bridge invsync0, /var/lib/invsync-node): a deployment already running
 (``make deploy``) is refused with a clear error rather than replaced.
@@ -14,7 +14,7 @@ from deploy_env import Deployed
 from invsync.testing import cluster, deploy, node
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # gone before the rest of the suite: the node's pods cost CPU
 def deployed(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     if node.running():
         raise cluster.ControlPlaneError(
