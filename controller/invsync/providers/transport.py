@@ -266,8 +266,10 @@ class Transport:
         build: Callable[[], httpx.Request],
         *,
         hint: RetryHint | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
-        """Send with rate limiting and retries; returns the first final response (any status)."""
+        """Send with rate limiting and retries; returns the first final response (any status). With
+        ``stream``, its body is not read yet: the caller iterates it and closes the response."""
         last = ""
         limited = False
         for attempt in range(self.retry.attempts):
@@ -275,7 +277,7 @@ class Transport:
                 await self._bucket.acquire()
             request = build()
             try:
-                response = await self.client.send(request)
+                response = await self.client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 code, last, limited, delay = "timeout", f"timed out ({type(exc).__name__})", False, None
             except httpx.TransportError as exc:
