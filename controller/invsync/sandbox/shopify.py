@@ -93,7 +93,14 @@ type InventoryLevelConnection { pageInfo: PageInfo! edges: [InventoryLevelEdge!]
 type InventoryLevelEdge { cursor: String! node: InventoryLevel! }
 type InventoryLevel { id: ID! item: InventoryItem! quantities(names: [String!]!): [InventoryQuantity!]! }
 type InventoryQuantity { id: ID! name: String! quantity: Int! }
-type InventoryItem { id: ID! sku: String tracked: Boolean! variant: ProductVariant! }
+type InventoryItem {
+  id: ID!
+  sku: String
+  tracked: Boolean!
+  variant: ProductVariant!
+  inventoryLevels(first: Int, after: String, last: Int, before: String, reverse: Boolean = false,
+                  query: String): InventoryLevelConnection!
+}
 type ProductVariant { id: ID! inventoryPolicy: ProductVariantInventoryPolicy! }
 enum ProductVariantInventoryPolicy { DENY CONTINUE }
 schema { query: QueryRoot mutation: Mutation }
@@ -261,6 +268,8 @@ class _BulkRows:
             assert isinstance(obj, ShItem)
             if name == "variant":
                 return obj
+            if name == "inventoryLevels":
+                return [(obj, location) for location in obj.levels]
             return {"id": obj.gid, "sku": obj.sku, "tracked": obj.tracked}[name]
         if type_name == "ProductVariant":
             number = obj.gid.rsplit("/", 1)[-1]
@@ -521,9 +530,7 @@ class ShopifyFake:
         """Run one bulk query: CREATED for the start delay, RUNNING while the objects are read at the
         configured rate (objectCount grows), then COMPLETED with the JSONL file, or FAILED with half of
         it as partial data (an injected errorCode), or CANCELED."""
-        await asyncio.sleep(shop.bulk.start_delay)
-        if op.cancel:
-            op.status, op.completed = "CANCELED", time.time()
+        if not await self._pace(op, time.monotonic() + shop.bulk.start_delay):
             return
         op.status = "RUNNING"
         document, _ = _document(op.query)
@@ -534,23 +541,16 @@ class ShopifyFake:
         assert query_root is not None
         rows = _BulkRows(shop)
         lines: list[bytes] = []
+        rate = shop.bulk.objects_per_second
+        chunk = max(1, min(1000, int(rate / 20)))  # objectCount grows about 20 times a second
         started = time.monotonic()
         for line in rows.lines(root, query_root, rows.resolve("QueryRoot", root, None)):
-            if op.cancel:
-                op.status, op.completed = "CANCELED", time.time()
-                return
             lines.append(orjson.dumps(line) + b"\n")
             op.object_count += 1
             op.root_object_count += "__parentId" not in line
-            if op.object_count % 1000 == 0:
-                await asyncio.sleep(
-                    max(0.0, started + op.object_count / shop.bulk.objects_per_second - time.monotonic())
-                )
-        await asyncio.sleep(
-            max(0.0, started + op.object_count / shop.bulk.objects_per_second - time.monotonic())
-        )
-        if op.cancel:
-            op.status, op.completed = "CANCELED", time.time()
+            if op.object_count % chunk == 0 and not await self._pace(op, started + op.object_count / rate):
+                return
+        if not await self._pace(op, started + op.object_count / rate):
             return
         if failure is not None:
             op.status, op.error_code = "FAILED", failure
@@ -559,6 +559,16 @@ class ShopifyFake:
             op.status = "COMPLETED"
             op.data = b"".join(lines) if lines else None
         op.completed = time.time()
+
+    @staticmethod
+    async def _pace(op: ShBulkOperation, until: float) -> bool:
+        """Wait until the simulated generation time has passed; False (and CANCELED) if cancelled."""
+        await asyncio.sleep(0)  # other requests are served between chunks even when generation lags
+        while not op.cancel and (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.05))
+        if op.cancel:
+            op.status, op.completed = "CANCELED", time.time()
+        return not op.cancel
 
     def _operation(self, shop: ShShop, request: web.Request, op: ShBulkOperation) -> dict[str, Any]:
         """The BulkOperation object; the URL of a finished operation expires after the configured
