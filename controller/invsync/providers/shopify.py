@@ -83,10 +83,10 @@ BULK_POLL_QUERY = """query InvsyncBulkPoll($id: ID!) {
 BULK_CANCEL_MUTATION = """mutation InvsyncBulkCancel($id: ID!) {
   bulkOperationCancel(id: $id) { bulkOperation { id status } userErrors { field message } }
 }"""
-# Polls come after a tenth of the time the operation has run so far (so the wait past completion is at
-# most ~10% of the generation time), never sooner than BULK_POLL_MIN nor later than BULK_POLL_MAX; each
+# Polls come after a twentieth of the time the operation has run so far (so the wait past completion is
+# at most ~5% of the generation time), never sooner than BULK_POLL_MIN nor later than BULK_POLL_MAX; each
 # poll costs 1 point.
-BULK_POLL_MIN, BULK_POLL_MAX, BULK_POLL_FRACTION = 0.2, 15.0, 0.1
+BULK_POLL_MIN, BULK_POLL_MAX, BULK_POLL_FRACTION = 0.2, 15.0, 0.05
 BULK_TIMEOUT = 3600.0  # a read waits this long for its operation, then cancels it
 BULK_BUSY = ("LIMIT_REACHED", "OPERATION_IN_PROGRESS")  # the shop runs as many bulk queries as allowed
 FAILED_STATUSES = ("FAILED", "CANCELED", "EXPIRED")
@@ -214,8 +214,9 @@ class ShopifySource:
         wanted = list(dict.fromkeys(location_ids))
         if not wanted:
             return []
-        if await self._estimated_levels(len(wanted)) >= self.bulk_threshold:
-            return await self._bulk_read(set(wanted))
+        estimate = await self._estimated_levels(len(wanted))
+        if estimate >= self.bulk_threshold:
+            return await self._bulk_read(set(wanted), estimate)
         return await self._paged_read(wanted)
 
     async def _estimated_levels(self, locations: int) -> int:
@@ -261,23 +262,30 @@ class ShopifySource:
         records: list[StockRecord],
         items: dict[int, tuple[str, bool]],
     ) -> None:
-        """One inventory level as a stock record (paged and bulk reads alike)."""
+        """One inventory level as a stock record (paged and bulk reads alike: a bulk read calls this
+        for every line, so it keeps to plain lookups)."""
         item = level["item"]
-        sku = item.get("sku") or ""
+        sku = item.get("sku")
         if not sku:
             return  # an item without a SKU cannot be matched to any listing
-        policy = (item.get("variant") or {}).get("inventoryPolicy", "DENY")
-        continue_selling = policy == "CONTINUE" or not item.get("tracked", True)
-        available = next((int(q["quantity"]) for q in level["quantities"] if q["name"] == "available"), 0)
+        variant = item.get("variant")
+        continue_selling = (
+            variant is not None and variant.get("inventoryPolicy") == "CONTINUE"
+        ) or not item.get("tracked", True)
+        available = 0
+        for quantity in level["quantities"]:
+            if quantity["name"] == "available":
+                available = int(quantity["quantity"])
+                break
         items[_legacy_id(item["id"])] = (sku, continue_selling)
         records.append(StockRecord(self.name, location, sku, available, continue_selling))
 
     # ------------------------------------------------------------------ bulk reads
 
-    async def _bulk_read(self, location_ids: set[str]) -> list[StockRecord]:
+    async def _bulk_read(self, location_ids: set[str], expected: int) -> list[StockRecord]:
         operation = await self._start_bulk()
         try:
-            done = await self._wait_bulk(operation)
+            done = await self._wait_bulk(operation, expected)
         except PartialReadError:
             raise  # the operation ended on its own
         except BaseException:  # timed out, could not poll, or the sync was cancelled: free the slot
@@ -314,8 +322,12 @@ class ShopifySource:
             )
         raise self.transport.error(ProviderError, "graphql", f"bulkOperationRunQuery refused: {messages}")
 
-    async def _wait_bulk(self, operation: str) -> dict[str, Any]:
+    async def _wait_bulk(self, operation: str, expected: int) -> dict[str, Any]:
+        """Poll until the operation ends. While it runs, objectCount against the expected objects
+        predicts when it ends; the next poll comes then if that is sooner than the usual interval, and
+        five times as often once the count reaches the expectation."""
         started = time.monotonic()
+        objects = 0
         while True:
             elapsed = time.monotonic() - started
             if elapsed > self.bulk_timeout:
@@ -324,12 +336,18 @@ class ShopifySource:
                     "graphql",
                     f"bulk operation {operation} still running after {self.bulk_timeout:.0f}s; cancelled",
                 )
-            await asyncio.sleep(min(BULK_POLL_MAX, max(BULK_POLL_MIN, elapsed * BULK_POLL_FRACTION)))
+            wait = elapsed * BULK_POLL_FRACTION
+            if objects >= expected:  # it should end any moment (or the estimate was low)
+                wait = elapsed * BULK_POLL_FRACTION / 5
+            elif objects > 0:
+                wait = min(wait, elapsed * (expected - objects) / objects)
+            await asyncio.sleep(min(BULK_POLL_MAX, max(BULK_POLL_MIN, wait)))
             state = (await self._query(BULK_POLL_QUERY, {"id": operation}))["bulkOperation"]
             if state is None:
                 raise self.transport.error(
                     PartialReadError, "graphql", f"bulk operation {operation} vanished"
                 )
+            objects = int(state.get("objectCount") or 0)
             status = state.get("status")
             if status == "COMPLETED":
                 return dict(state)
@@ -410,7 +428,7 @@ class ShopifySource:
         try:
             line = orjson.loads(raw)
             parent = line.get("__parentId")
-            if parent is not None and parent in location_ids:
+            if parent in location_ids:
                 self._record(line, parent, records, items)
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
             raise self.transport.error(
@@ -443,4 +461,4 @@ class ShopifySource:
 
 def _legacy_id(gid: str) -> int:
     """Shopify webhooks use the numeric id that ends a GraphQL global id."""
-    return int(gid.rsplit("/", 1)[-1])
+    return int(gid.rpartition("/")[2])

@@ -441,6 +441,7 @@ class ShopifyFake:
             )
         if not paged:
             answer = self._bulk_answer(shop, request, version, root, body)
+            shop.points += requested
             return json_response(
                 {"data": answer, "extensions": {"cost": self._cost(shop, requested, requested)}}
             )
@@ -462,6 +463,7 @@ class ShopifyFake:
         )
         actual = requested - (first - len(page["nodes"])) * per_node
         shop.bucket.tokens = min(shop.bucket.capacity, shop.bucket.tokens + requested - actual)
+        shop.points += actual
         return json_response({"data": data, "extensions": {"cost": self._cost(shop, requested, actual)}})
 
     # ------------------------------------------------------------------ counts and bulk operations

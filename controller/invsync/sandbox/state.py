@@ -187,6 +187,7 @@ class ShShop:
     api_versions: list[str]
     bulk: ShopifyBulk = field(default_factory=ShopifyBulk)
     bulk_operations: dict[int, ShBulkOperation] = field(default_factory=dict)
+    points: int = 0  # query cost charged (actual cost of every query that ran), for benchmarks
     items: dict[str, ShItem] = field(default_factory=dict)
     by_sku: dict[str, ShItem] = field(default_factory=dict)
     by_location: dict[str, list[ShItem]] = field(default_factory=dict)
