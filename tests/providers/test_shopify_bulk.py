@@ -5,6 +5,7 @@ many bulk queries as Shopify allows. Each test names the shopify.dev page of the
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -198,3 +199,16 @@ async def test_a_shop_running_five_bulk_queries_already_fails_the_read_after_wai
     mutations = bulk_sandbox.state.requests[("shopify", "graphql", "200")]
     assert mutations == 5 + 1 + FAST.attempts  # theirs, the count, our attempts
     await source.aclose()
+
+
+async def test_the_signed_result_url_never_reaches_the_logs(
+    bulk_sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever holds a bulk operation's URL can download its file for seven days (BulkOperation
+    reference): httpx's request lines show it with the signature redacted."""
+    source = _source(bulk_sandbox, bulk_threshold=1)
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        await source.read_stock([LOC1])
+    await source.aclose()
+    signature = bulk_sandbox.state.shopify["main"].bulk_operations[1].signature
+    assert "/shopify-bulk/main/1.jsonl" in caplog.text and signature not in caplog.text

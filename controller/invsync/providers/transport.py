@@ -31,7 +31,11 @@ log = logging.getLogger("invsync.providers")
 REDACTED = "***"
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary text; credentials are never this short
 # Query parameters that carry a credential on the platforms we call (docs/security.md, "Log scrubbing")
-_CREDENTIAL_PARAMS = frozenset({"access_token", "app_secret", "auth_code", "client_secret", "refresh_token"})
+_CREDENTIAL_PARAMS = frozenset(
+    {"access_token", "app_secret", "auth_code", "client_secret", "refresh_token"}
+    # signed download URLs (a Shopify bulk operation's result): whoever has the URL has the file
+    | {"signature", "X-Goog-Signature", "X-Goog-Credential"}
+)
 
 
 class Redactor:
