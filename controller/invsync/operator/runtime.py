@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import kopf
 
@@ -27,6 +27,9 @@ from .observe import observe_source, observe_store
 from .reasons import Reason
 from .state import ObjectStatus, SharedMemory, Snapshot
 from .worker import RuleWorker, utc_now
+
+if TYPE_CHECKING:
+    from .sharding import ShardCoordinator
 
 log = logging.getLogger("invsync.operator")
 
@@ -51,6 +54,8 @@ class Operator:
         self.kube = kube
         self.ports = KubePorts(kube, self.read_secret)
         self.shard = shard
+        # With shards discovered from the cluster, a rule is acted on only while its claim is held.
+        self.coordinator: ShardCoordinator | None = None
         self.shared = SharedMemory()
         self.indices: Indices | None = None
         self.workers: dict[tuple[str, str], RuleWorker] = {}
@@ -206,9 +211,41 @@ class Operator:
 
     # ---------------------------------------------------------------- rules
 
+    def owns_rule(self, namespace: str, name: str) -> bool:
+        if self.coordinator is not None:
+            return self.coordinator.holds(namespace, name) and not self.coordinator.fenced()
+        return self.shard.owns(namespace, name)
+
+    def shard_view(self) -> dict[str, object]:
+        """What /shard answers: enough to see who acts on which rule, never a Secret."""
+        coordinator = self.coordinator
+        return {
+            "replica": coordinator.ref.replica if coordinator is not None else None,
+            "shard": self.shard.index,
+            "shards": self.shard.count,
+            "peers": list(coordinator.peers) if coordinator is not None else [],
+            "fenced": coordinator.fenced() if coordinator is not None else False,
+            "rules": sorted(f"{ns}/{name}" for ns, name in self.workers),
+        }
+
+    def rule_keys(self) -> list[tuple[str, str]]:
+        """Every SyncRule the watch has seen, as (namespace, name)."""
+        idx = self.indices
+        if idx is None:
+            return []
+        return [(ns, body["metadata"]["name"]) for ns, bodies in idx.rules.items() for body in bodies]
+
+    def start_rule(self, namespace: str, name: str) -> None:
+        """Start (or update) the worker of a rule this replica has just claimed."""
+        body = by_name(self.indices.rules, namespace).get(name) if self.indices is not None else None
+        if body is not None:
+            self.upsert_rule(body)
+
     def upsert_rule(self, body: RawBody) -> None:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        if not self.shard.owns(ns, name):
+        if not self.owns_rule(ns, name):
+            if self.coordinator is not None:
+                self.coordinator.wake.set()  # a new rule: claimed at once, not at the next tick
             return
         worker = self.workers.get((ns, name))
         if worker is None:
@@ -226,6 +263,8 @@ class Operator:
         metrics.forget_rule(namespace, name)
 
     async def stop(self) -> None:
+        if self.coordinator is not None:
+            await self.coordinator.stop(self)
         for task in [*self.probes.values(), *self.background]:
             task.cancel()
         for ns, name in list(self.workers):
@@ -304,6 +343,8 @@ def stable_shard(namespace: str, name: str, shards: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Shard:
+    """Replica `index` of `count`; an index at or past the count (a replica scaled away) owns nothing."""
+
     index: int = 0
     count: int = 1
 
@@ -319,4 +360,4 @@ class Shard:
         return cls(i, n)
 
     def owns(self, namespace: str, name: str) -> bool:
-        return stable_shard(namespace, name, self.count) == self.index
+        return self.index < self.count and stable_shard(namespace, name, self.count) == self.index
