@@ -178,6 +178,10 @@ def test_service_monitor_and_network_policy_reach_the_pods(find: Callable[[str],
     policy = find("NetworkPolicy")["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {"metrics", "webhooks"}
+    # A verified webhook delivery is relayed to the other replicas (docs/operations.md, "Sharding").
+    (to_peers,) = [rule for rule in policy["egress"] if rule.get("to")]
+    assert to_peers["to"] == [{"podSelector": policy["podSelector"]}]
+    assert to_peers["ports"] == [{"port": "webhooks", "protocol": "TCP"}]
 
 
 def test_prometheusrule_is_generated_from_the_rule_file(find: Callable[[str], Doc]) -> None:
