@@ -134,7 +134,6 @@ def test_rbac_is_least_privilege(find: Callable[[str], Doc]) -> None:
     expected = {
         *{("invsync.dev", k, v) for k in kinds for v in ("get", "list", "watch", "patch")},
         *{("invsync.dev", f"{k}/status", "patch") for k in kinds},
-        *{("", "secrets", v) for v in ("get", "list", "watch", "patch")},  # patch: refreshed tokens
         *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
         ("", "namespaces", "list"),
         ("", "namespaces", "watch"),
@@ -286,15 +285,17 @@ def test_service_account_has_exactly_the_granted_access(
         assert can("watch", resource) and can("patch", resource), resource
         assert can("patch", resource, "--subresource=status"), resource
         assert not can("delete", resource) and not can("create", resource), resource
-    assert can("get", "secrets") and can("watch", "secrets")
-    assert can("patch", "secrets")  # a refreshed TikTok token pair is written back (docs/security.md)
-    assert not can("create", "secrets") and not can("delete", "secrets") and not can("update", "secrets")
+    # No Secret of a namespace that granted nothing, and never a list or watch (docs/security.md).
+    assert not any(can(verb, "secrets") for verb in ("get", "list", "watch", "patch", "create", "delete"))
     assert can("create", "events") and can("create", "events.events.k8s.io")
     assert can("list", "namespaces") and not can("create", "namespaces")
-    # Cluster-wide, as the StatefulSet runs it (--all-namespaces).
-    assert can("watch", "syncrules.invsync.dev", "--all-namespaces") and can(
-        "watch", "secrets", "--all-namespaces"
-    )
+    # Cluster-wide, as the StatefulSet runs it (--all-namespaces), but no Secret there.
+    assert can("watch", "syncrules.invsync.dev", "--all-namespaces")
+    assert not can("list", "secrets", "--all-namespaces") and not can("get", "secrets", "--all-namespaces")
+    # A tenant's grant (manifests/tenant/): get and patch its Secrets by name, still no list or watch.
+    kubectl("apply", "-k", str(MANIFESTS / "tenant"), "-n", namespace, check=True)
+    assert can("get", "secrets") and can("patch", "secrets")  # patch: a refreshed TikTok token pair
+    assert not any(can(verb, "secrets") for verb in ("list", "watch", "create", "update", "delete"))
     assert not can("get", "configmaps") and not can("get", "pods") and not can("list", "pods")
     assert not can("create", "leases.coordination.k8s.io")
 

@@ -150,6 +150,7 @@ async def _operate(
         settings.peering.standalone = True
         settings.posting.level = logging.WARNING  # kopf's own log lines never become Events
         settings.watching.server_timeout = 300
+        op.start()
         if coordinator is not None:
             coordinator.start(op, on_shard=lambda found: setattr(op, "shard", found))
         op.started = True

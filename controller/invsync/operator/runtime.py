@@ -25,6 +25,7 @@ from .kube import Kube, KubePorts
 from .objects import object_patch
 from .observe import observe_source, observe_store
 from .reasons import Reason
+from .secrets import SecretCache
 from .state import ObjectStatus, SharedMemory, Snapshot
 from .worker import RuleWorker, utc_now
 
@@ -38,13 +39,12 @@ PROBE_DELAY = 2.0  # before probing an object no rule uses: lets the rules' firs
 
 @dataclass
 class Indices:
-    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: (name, resourceVersion))."""
+    """kopf's indices, keyed by namespace; values are detached bodies."""
 
     stores: Index
     warehouses: Index
     sources: Index
     rules: Index
-    secrets: Mapping[str, Iterable[tuple[str, str]]]
 
 
 class Operator:
@@ -67,8 +67,14 @@ class Operator:
         # (kind, namespace, name) -> (generation, message) of the InvalidSpec status written for it
         self.invalid: dict[tuple[str, str, str], tuple[int | None, str]] = {}
         self.background: set[asyncio.Task[None]] = set()
-        # (namespace, name) -> (resourceVersion in the watch, the Secret's data): never logged
-        self.secret_data: dict[tuple[str, str], tuple[str, Mapping[str, str]]] = {}
+        # Secrets by name, never logged; an edited one wakes the rules using it, as an event would
+        self.secrets = SecretCache(kube.get_secret, lambda ns, name, rv: self.touched("Secret", ns, name, rv))
+
+    def start(self) -> None:
+        """The Secrets in use are re-read in the background (docs/operations.md, "Secrets")."""
+        task = asyncio.get_running_loop().create_task(self.secrets.run(), name="secret refresh")
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     # ---------------------------------------------------------------- snapshot
 
@@ -190,24 +196,9 @@ class Operator:
         return entry[1] if entry is not None and isinstance(entry[1], InventorySource) else None
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        """The Secret's data, read from the API server once per resourceVersion the watch reports
-        (every signed webhook and every sync reads a Secret; docs/operations.md, "Secrets")."""
-        if self.indices is None:
-            return await self.kube.read_secret(namespace, name)
-        version = dict(self.indices.secrets.get(namespace, ())).get(name)
-        key = (namespace, name)
-        if version is None:
-            self.secret_data.pop(key, None)
-            return None
-        cached = self.secret_data.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        data = await self.kube.read_secret(namespace, name)
-        if data is None:
-            self.secret_data.pop(key, None)
-        else:
-            self.secret_data[key] = (version, data)  # at least as new as `version`: a later event rereads
-        return data
+        """The Secret's data (None: not found), from a GET at most SECRET_REFRESH old; raises
+        SecretAccessDenied when the namespace did not grant access (docs/security.md)."""
+        return await self.secrets.read(namespace, name)
 
     # ---------------------------------------------------------------- rules
 
