@@ -148,7 +148,6 @@ def test_kubectl_scale_reshards_with_never_two_owners_and_webhooks_reach_the_own
         for i in range(1, REPLICAS)
     ]
     replicas = [env.operator, *others]
-    kubectl("create", "serviceaccount", "default", "-n", ns, check=True)  # no controller-manager makes it
     running = {"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}
     for i, op in enumerate(replicas):
         kubectl("apply", "-f", "-", input=_yaml(pod(ns, i, op)), check=True)
