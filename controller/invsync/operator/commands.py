@@ -137,7 +137,8 @@ async def _operate(
     op = Operator(Kube(api), shard)
     op.ports = KubePorts(op.kube, op.read_secret, retry)
     coordinator = ShardCoordinator(api, statefulset) if statefulset is not None else None
-    op.coordinator = coordinator
+    if coordinator is not None:
+        op.coordinator, op.shard = coordinator, coordinator.shard  # owns nothing until the first look
     registry = kopf.OperatorRegistry()
     register(registry, op)
 
