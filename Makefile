@@ -25,6 +25,10 @@ venv: $(STAMP) ## create .venv with invsync and its test tools
 control-plane: ## build etcd, kube-apiserver and kubectl once (cached in ~/.cache/invsync)
 	hack/build-control-plane.sh
 
+.PHONY: helm
+helm: ## build helm once from its pinned module (cached in ~/.cache/invsync)
+	hack/build-helm.sh
+
 .PHONY: cluster-up
 cluster-up: $(STAMP) ## start the local control plane in the background (KUBECONFIG=.invsync/kubeconfig)
 	INVSYNC_BIN_DIR=$${INVSYNC_BIN_DIR:-$$(hack/build-control-plane.sh)} \
@@ -48,7 +52,7 @@ prometheus: ## install prometheus and promtool from the system's packages (alert
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the pydantic models
-	$(PY) -m invsync.api.crdgen crds manifests/crds
+	$(PY) -m invsync.api.crdgen crds manifests/crds charts/invsync/crds
 
 .PHONY: manifests
 manifests: $(STAMP) ## regenerate manifests/monitoring/prometheusrule.yaml from the alert rules
@@ -90,5 +94,5 @@ soak: $(STAMP) control-plane ## SOAK_MINUTES (default 30) of random changes, fau
 	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) hack/soak.py --minutes $${SOAK_MINUTES:-30}
 
 .PHONY: test
-test: $(STAMP) control-plane prometheus lint ## everything: lint, unit, contract and end-to-end tests
-	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(STAMP) control-plane helm prometheus lint ## everything: lint, helm lint, unit, contract and end-to-end tests
+	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) INVSYNC_HELM=$$(hack/build-helm.sh) $(PY) -m pytest -q $(PYTEST_ARGS)
