@@ -103,7 +103,7 @@ def test_values_set_replicas_image_resources_granted_namespaces_and_the_endpoint
         "resources.limits.memory=1536Mi",
         "grantedNamespaces={shop,outlet}",
         "endpointPolicy.enabled=true",
-        "endpointPolicy.allowedHosts={open-api.tiktokglobalshop.com,*.myshopify.com}",
+        "endpointPolicy.allowedHosts={open-api.tiktokglobalshop.com,partner.shopeemobile.com,openplatform.shopee.cn,openplatform.shopee.com.br,api.lazada.sg,api.lazada.co.th,api.lazada.com.my,api.lazada.vn,api.lazada.com.ph,api.lazada.co.id,*.myshopify.com}",
     )
     expected = copy.deepcopy(kustomize("manifests/core"))
     sts = expected[("StatefulSet", NAMESPACE, "invsync")]

@@ -81,7 +81,7 @@ def test_an_endpoint_elsewhere_is_refused_naming_the_field(
     assert "spec.endpoint: host collector.example.net is not one the platform team allows for Store" in err, (
         err
     )
-    assert "allowed: open-api.tiktokglobalshop.com, *.myshopify.com" in err, err
+    assert "allowed: open-api.tiktokglobalshop.com, partner.shopeemobile.com, " in err, err
     assert "ConfigMap invsync-system/invsync-allowed-endpoints" in err, err
 
     assert _apply(kubectl, namespace, store("default", None))[0]  # the CRD's default endpoint
