@@ -25,6 +25,10 @@ venv: $(STAMP) ## create .venv with invsync and its test tools
 control-plane: ## build etcd, kube-apiserver and kubectl once (cached in ~/.cache/invsync)
 	hack/build-control-plane.sh
 
+.PHONY: helm
+helm: ## build helm once from its pinned module (cached in ~/.cache/invsync)
+	hack/build-helm.sh
+
 .PHONY: cluster-up
 cluster-up: $(STAMP) ## start the local control plane in the background (KUBECONFIG=.invsync/kubeconfig)
 	INVSYNC_BIN_DIR=$${INVSYNC_BIN_DIR:-$$(hack/build-control-plane.sh)} \
@@ -70,7 +74,7 @@ deploy-down: $(STAMP) ## remove make deploy's cluster, node, pods, iptables chai
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the pydantic models
-	$(PY) -m invsync.api.crdgen crds manifests/crds
+	$(PY) -m invsync.api.crdgen crds manifests/crds charts/invsync/crds
 
 .PHONY: manifests
 manifests: $(STAMP) ## regenerate manifests/monitoring/prometheusrule.yaml from the alert rules
@@ -83,7 +87,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/mypy
 
 BENCH_OUT := bench/out
-BENCHES := plan platforms convergence latency steady snapshot shopee
+BENCHES := plan platforms convergence latency steady snapshot shopee lazada shopify_bulk
 # `make bench BENCH_QUICK=1`: every benchmark at a small size, a check that they run (no figures to quote)
 ifdef BENCH_QUICK
 BENCH_ARGS_plan := --slots 10000 100000 --runs 1
@@ -93,6 +97,8 @@ BENCH_ARGS_latency := --changes 50 --runs 1
 BENCH_ARGS_steady := --rules 10 --listings 1000 --resyncs 2
 BENCH_ARGS_snapshot := --stores 2 --products 2000
 BENCH_ARGS_shopee := --items 500 --pushes 50
+BENCH_ARGS_shopify_bulk := --levels 20000
+BENCH_ARGS_lazada := --products 500
 endif
 
 .PHONY: bench
@@ -111,5 +117,5 @@ soak: $(STAMP) control-plane ## SOAK_MINUTES (default 30) of random changes, fau
 	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) hack/soak.py --minutes $${SOAK_MINUTES:-30}
 
 .PHONY: test
-test: $(STAMP) control-plane node node-packages prometheus lint ## everything: lint, unit, contract, end-to-end and deploy tests
-	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) $(PY) -m pytest -q $(PYTEST_ARGS)
+test: $(STAMP) control-plane node node-packages helm prometheus lint ## everything: lint, helm lint, unit, contract, end-to-end and deploy tests
+	INVSYNC_BIN_DIR=$$(hack/build-control-plane.sh) INVSYNC_HELM=$$(hack/build-helm.sh) $(PY) -m pytest -q $(PYTEST_ARGS)

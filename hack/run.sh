@@ -54,6 +54,9 @@ cat <<EOF
   Change stock:    curl -s -XPOST http://127.0.0.1:$SANDBOX_PORT/_sandbox/stock \\
                      -d '{"source": "wms", "location": "wh1", "sku": "EB-A", "available": 40}'
                    (the WMS webhook reaches the operator; EB-A in Jakarta becomes 40 x 90% x 50% = 18)
+  Three channels:  curl -s -XPOST http://127.0.0.1:$SANDBOX_PORT/_sandbox/stock \\
+                     -d '{"source": "wms", "location": "sea1", "sku": "SEA-1", "available": 60}'
+                   (SEA-1 becomes 60 x 33% = 19 on TikTok tiktok-sea, Shopee shopee-sg and Lazada lazada-sg)
   Sync now:        $VENV/bin/invsync sync easyboss-multi-warehouse -n $NAMESPACE
   Stop:            Ctrl-C (the control plane keeps running: make cluster-down)
 

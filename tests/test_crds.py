@@ -1,5 +1,6 @@
 """crds/ must be exactly what the models generate: a stale CRD would admit what the operator rejects.
-manifests/crds/ holds the same files for the kustomize base, which may not load from outside its root."""
+manifests/crds/ holds the same files for the kustomize base, which may not load from outside its root,
+and charts/invsync/crds/ for the Helm chart."""
 
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from invsync.api import crdgen
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("directory", ["crds", "manifests/crds"])
+@pytest.mark.parametrize("directory", ["crds", "manifests/crds", "charts/invsync/crds"])
 def test_crds_are_generated_from_the_models(directory: str) -> None:
     rendered = crdgen.render()
     on_disk = {

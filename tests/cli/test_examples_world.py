@@ -34,16 +34,50 @@ def test_snapshots_hold_the_sandbox_stock() -> None:
     assert load_inventory(str(EXAMPLES / "snapshots" / "inventory.csv")) == json_rows
 
 
+def _sandbox_listings() -> set[Listing]:
+    """Every slot the sandbox config holds, per platform, named by the Store that points at it."""
+    by_cipher = {s.spec.shop_cipher: s.name for s in MANIFESTS.stores if s.spec.platform == "tiktok"}
+    by_shop = {s.spec.shop_id: s.name for s in MANIFESTS.stores if s.spec.platform == "shopee"}
+    [lazada_store] = [s.name for s in MANIFESTS.stores if s.spec.platform == "lazada"]
+    assert CONFIG.tiktok is not None and CONFIG.shopee is not None and CONFIG.lazada is not None
+    [seller] = CONFIG.lazada.sellers
+    return (
+        {
+            Listing(
+                by_cipher[shop.cipher], sku.seller_sku, product.id, sku.id, inv.warehouse_id, inv.quantity
+            )
+            for shop in CONFIG.tiktok.shops
+            for product in shop.products
+            for sku in product.skus
+            for inv in sku.inventory
+        }
+        | {
+            Listing(
+                by_shop[shop.shop_id], m.model_sku, str(item.item_id), str(m.model_id), s.location_id, s.stock
+            )
+            for shop in CONFIG.shopee.shops
+            for item in shop.items
+            for m in item.models
+            for s in m.seller_stock
+        }
+        | {
+            Listing(
+                lazada_store,
+                sku.seller_sku,
+                str(p.item_id),
+                str(sku.sku_id),
+                i.warehouse_code,
+                i.sellable_quantity,
+            )
+            for p in seller.products
+            for sku in p.skus
+            for i in sku.multi_warehouse_inventories
+        }
+    )
+
+
 def test_snapshots_hold_the_sandbox_listings() -> None:
-    store_of = {s.spec.shop_cipher: s.name for s in MANIFESTS.stores}
-    assert CONFIG.tiktok is not None
-    expected = {
-        Listing(store_of[shop.cipher], sku.seller_sku, product.id, sku.id, inv.warehouse_id, inv.quantity)
-        for shop in CONFIG.tiktok.shops
-        for product in shop.products
-        for sku in product.skus
-        for inv in sku.inventory
-    }
+    expected = _sandbox_listings()
     json_rows = load_listings(str(EXAMPLES / "snapshots" / "listings.json"))
     assert set(json_rows) == expected and len(json_rows) == len(expected)
     assert load_listings(str(EXAMPLES / "snapshots" / "listings.csv")) == json_rows
@@ -51,11 +85,34 @@ def test_snapshots_hold_the_sandbox_listings() -> None:
 
 def test_manifests_point_at_the_sandbox_with_its_credentials() -> None:
     secrets = example_secrets()
-    assert CONFIG.tiktok is not None
+    assert CONFIG.tiktok is not None and CONFIG.shopee is not None and CONFIG.lazada is not None
     shops = {shop.cipher: shop for shop in CONFIG.tiktok.shops}
+    shopee_shops = {shop.shop_id: shop for shop in CONFIG.shopee.shops}
     for st in MANIFESTS.stores:
-        shop = shops[st.spec.shop_cipher]
         creds = secrets[st.spec.credentials_secret_ref.name]
+        if st.spec.platform == "shopee":
+            assert st.spec.shop_id is not None
+            sp = shopee_shops[st.spec.shop_id]
+            assert st.spec.endpoint == f"{SANDBOX}/shopee"
+            assert (int(creds["partner_id"]), creds["partner_key"]) == (
+                CONFIG.shopee.partner_id,
+                CONFIG.shopee.partner_key,
+            )
+            assert (creds["access_token"], creds["refresh_token"]) == (sp.access_token, sp.refresh_token)
+            continue
+        if st.spec.platform == "lazada":
+            [seller] = CONFIG.lazada.sellers
+            assert st.spec.endpoint == f"{SANDBOX}/lazada/rest"
+            assert (creds["app_key"], creds["app_secret"]) == (
+                CONFIG.lazada.app_key,
+                CONFIG.lazada.app_secret,
+            )
+            assert (creds["access_token"], creds["refresh_token"]) == (
+                seller.access_token,
+                seller.refresh_token,
+            )
+            continue
+        shop = shops[st.spec.shop_cipher]
         assert st.spec.endpoint == SANDBOX
         assert (creds["app_key"], creds["app_secret"], creds["access_token"]) == (
             CONFIG.tiktok.app_key,

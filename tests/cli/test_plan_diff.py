@@ -34,6 +34,16 @@ SEEDS = {
     ("tiktok-id", "7100000000000000001", "AS-CS-1"): (99999, "continueSelling"),
     ("tiktok-id", "7100000000000000001", "AS-ALL-1"): (90, "ratio"),
     ("tiktok-id", "7100000000000000001", "AS-SPEC-1"): (54, "ratio"),
+    # One pool, three channels: a third of wh-sea on TikTok, Shopee and Lazada each (3 x 33% <= 100%).
+    **{
+        (store, slot, sku): seed
+        for store, slot in (
+            ("tiktok-sea", "7200000000000000001"),
+            ("shopee-sg", "SGZ"),
+            ("lazada-sg", "dropshipping"),
+        )
+        for sku, seed in (("SEA-1", (33, "ratio")), ("SEA-2", (3, "ratio")), ("SEA-3", (0, "threshold")))
+    },
 }
 
 
@@ -58,9 +68,10 @@ def test_examples_show_every_seed_number(capsys: pytest.CaptureFixture[str]) -> 
     assert _desired(doc) == SEEDS
     assert set(doc["rows"][0]) == {"rule", "store", "channelWarehouseId", "sku", "live", "desired", "reason"}
     summary = doc["summary"]
-    assert (summary["listings"], summary["unmatched"], summary["conflicted"]) == (12, 1, 0)
+    assert (summary["listings"], summary["unmatched"], summary["conflicted"]) == (21, 1, 0)
     assert summary["rules"]["aftership-all-locations"]["unmatched"] == 1  # AS-GHOST is in no source
     assert summary["allocation"]["shop-jkt"] == 0.9 and "shop-fbt" not in summary["allocation"]
+    assert summary["allocation"]["wh-sea"] == 0.99  # three stores at 33%: no OversellRisk
 
 
 def test_csv_snapshots_give_the_same_plan(capsys: pytest.CaptureFixture[str]) -> None:
@@ -255,7 +266,7 @@ def test_manifests_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 def test_validate_examples(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "validate", "-f", str(EXAMPLES))
     assert code == 0
-    assert out.strip() == "ok: 2 InventorySource(s), 6 Warehouse(s), 2 Store(s), 3 SyncRule(s)"
+    assert out.strip() == "ok: 2 InventorySource(s), 7 Warehouse(s), 5 Store(s), 4 SyncRule(s)"
 
 
 # --------------------------------------------------------------------------- diff

@@ -61,18 +61,38 @@ def _snapshot(kubeconfig: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def _sandbox_listings(sb: Sandbox, manifests: Path) -> set[tuple[str, str, str, str, str, int, str]]:
-    """Every slot the sandbox's TikTok shops hold, from its admin state, by Store name."""
-    store_of = {st.spec.shop_cipher: st.name for st in load_and_validate([str(manifests)]).stores}
-    state = httpx.get(f"{sb.url}/_sandbox/state").json()["tiktok"]
-    return {
-        (store_of[shop], sku["seller_sku"], product["id"], sku["id"], inv["warehouse_id"], inv["quantity"],
+    """Every slot the sandbox's TikTok shops, Shopee shops and Lazada seller hold, from its admin state,
+    by Store name."""
+    stores = load_and_validate([str(manifests)]).stores
+    by_cipher = {st.spec.shop_cipher: st.name for st in stores if st.spec.platform == "tiktok"}
+    by_shop = {str(st.spec.shop_id): st.name for st in stores if st.spec.platform == "shopee"}
+    [lazada_store] = [st.name for st in stores if st.spec.platform == "lazada"]
+    state = httpx.get(f"{sb.url}/_sandbox/state").json()
+    tiktok = {
+        (by_cipher[shop], sku["seller_sku"], product["id"], sku["id"], inv["warehouse_id"], inv["quantity"],
          product["status"])
-        for shop, data in state.items()
-        if shop in store_of
+        for shop, data in state["tiktok"].items()
+        if shop in by_cipher
         for product in data["products"]
         for sku in product["skus"]
         for inv in sku["inventory"]
     }  # fmt: skip
+    shopee = {
+        (by_shop[shop], m["model_sku"], str(item["item_id"]), str(m["model_id"]), location, stock,
+         item["item_status"])
+        for shop, data in state["shopee"].items()
+        for item in data["items"]
+        for m in item["models"]
+        for location, stock in m["seller_stock"].items()
+    }  # fmt: skip
+    [seller] = state["lazada"].values()
+    lazada = {
+        (lazada_store, sku["SellerSku"], str(p["item_id"]), str(sku["SkuId"]), code, n, p["status"])
+        for p in seller["products"]
+        for sku in p["skus"]
+        for code, n in sku["stock"].items()
+    }
+    return tiktok | shopee | lazada
 
 
 @pytest.mark.parametrize(("fmt", "gz"), [("json", False), ("csv", True)])

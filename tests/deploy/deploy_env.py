@@ -16,7 +16,7 @@ from invsync.testing import deploy
 
 INVSYNC = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "invsync"
 Slot = tuple[str, str]  # seller SKU, channel warehouse id
-SHOPS = {"tiktok-mw": "ROW_mw", "tiktok-id": "ROW_id"}  # examples/30-stores.yaml
+SHOPS = {"tiktok-mw": "ROW_mw", "tiktok-id": "ROW_id", "tiktok-sea": "ROW_sea"}  # examples/30-stores.yaml
 
 
 class Deployed(deploy.Deployment):

@@ -1,7 +1,7 @@
 """``make deploy`` on the real local node: the operator's StatefulSet from the image built here, the
-sandbox and examples/ in invsync-demo; then a stock change, a pod deleted mid-sync and a rolling
-upgrade to another image, after each of which every rule is Ready, the channel equals `invsync plan`
-and the sandbox saw each changed product written once (docs/deploy.md, "Locally")."""
+sandbox and examples/ in invsync-demo; then a stock change, a pod deleted mid-sync, a rolling
+upgrade to another image and scaling 2 -> 3 -> 1, after each of which every rule is Ready, the channel
+equals `invsync plan` and the sandbox saw each changed product written once (docs/deploy.md, "Locally")."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,51 @@ def test_a_rolling_upgrade_to_another_image_leaves_every_rule_ready_and_no_slot_
     channel = deployed.channel_follows_plan(tmp_path)
     assert channel[EB_A_JAKARTA] == 36
     written_once(deployed)
+
+
+def test_scaling_2_3_1_re_shards_with_every_rule_held_once_and_no_slot_written_twice(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """`kubectl scale` re-shards (docs/deploy.md, "Scaling"): after each step every rule is Ready and
+    claimed by exactly one running replica (its Lease), the channel equals `invsync plan`, and a
+    change is written once."""
+    rules = {
+        f"{deploy.DEMO_NAMESPACE}/{r['metadata']['name']}"
+        for r in deployed.get("syncrules", "-n", deploy.DEMO_NAMESPACE)["items"]
+    }
+    for replicas, available in ((3, 20), (1, 100)):
+        deployed.kubectl(
+            "scale", "-n", deploy.OPERATOR_NAMESPACE, "statefulset/invsync", f"--replicas={replicas}"
+        )
+        deployed.wait_ready()
+        pods = {
+            p["metadata"]["name"]
+            for p in deployed.operator_pods()
+            if p["metadata"].get("deletionTimestamp") is None
+        }
+        assert len(pods) == replicas
+        deadline = time.monotonic() + 60
+        while True:
+            claims = [
+                lease
+                for lease in deployed.get(
+                    "leases", "-n", deploy.OPERATOR_NAMESPACE, "-l", "invsync.dev/lease=claim"
+                )["items"]
+            ]
+            holders = {
+                lease["metadata"]["annotations"]["invsync.dev/syncrule"]: lease["spec"].get("holderIdentity")
+                for lease in claims
+            }
+            if set(holders) == rules and set(holders.values()) <= pods:
+                break
+            assert time.monotonic() < deadline, f"claims after scaling to {replicas}: {holders}"
+            time.sleep(1)
+        assert len(claims) == len(rules)  # one claim per rule: never two holders
+        report = change_wms_stock(deployed, available)
+        assert report["webhook"]["status"] < 300, report
+        channel = deployed.channel_follows_plan(tmp_path)
+        assert channel[EB_A_JAKARTA] == available * 9 // 20
+        written_once(deployed)
 
 
 def test_deploy_down_after_a_killed_run_leaves_nothing_of_the_node(deployed: Deployed) -> None:

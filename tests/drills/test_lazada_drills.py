@@ -5,6 +5,7 @@ double-count."""
 
 from __future__ import annotations
 
+import base64
 import random
 import signal
 import time
@@ -238,3 +239,29 @@ def test_lazada_operator_sigkilled_ten_times_mid_push(env: Env, tmp_path: Path) 
             assert env.invsync("sync", "drill").returncode == 0
     converge(env, docs, tmp_path, before, "the plan after 10 SIGKILLs")
     wait_for(lambda: ready(env), what="the rule Ready")
+
+
+def test_lazada_rotated_tokens_survive_a_sigkill(env: Env, tmp_path: Path) -> None:
+    """Lazada's refresh token is single-use (docs/platforms.md, "refresh tokens rotate"): the operator
+    stores the new pair in the Store's Secret before using it, so after a SIGKILL it refreshes again
+    with the stored refresh token instead of locking the seller out with a spent one."""
+    env.admin("POST", "lazada/seller", {"seller": SELLER, "expired": True})
+    docs = lazada_manifests(env.sandbox.url, env.sandbox.url)
+    before = live(env)
+    env.apply(docs)
+    converge(env, docs, tmp_path, before, "the plan reached after a refresh")
+    env.operator.stop(signal.SIGKILL)
+    env.admin("POST", "lazada/seller", {"seller": SELLER, "expired": True})
+    change_stock(env, random.Random(2), 10)
+    before = live(env)
+    env.operator.start()
+    assert env.invsync("sync", "drill").returncode == 0
+    converge(env, docs, tmp_path, before, "the plan reached by the restarted operator")
+    wait_for(lambda: ready(env), what="the rule Ready")
+    refreshes = [
+        r["code"] for r in env.admin("GET", "lazada/log")["requests"] if r["operation"] == "token_refresh"
+    ]
+    assert refreshes == ["0", "0"]  # one refresh per process, the second with the stored refresh token
+    stored = {k: base64.b64decode(v).decode() for k, v in env.get("secret", "drill-lz")["data"].items()}
+    seller = env.sandbox.state.lazada.sellers[SELLER]
+    assert (stored["access_token"], stored["refresh_token"]) == (seller.access_token, seller.refresh_token)

@@ -61,6 +61,8 @@ def test_base_has_every_part_in_one_namespace(rendered: list[Doc]) -> None:
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "StatefulSet",
             "Service",
             "NetworkPolicy",
@@ -77,19 +79,20 @@ def test_base_has_every_part_in_one_namespace(rendered: list[Doc]) -> None:
     assert crds == {f"{p}.invsync.dev" for p in ("inventorysources", "warehouses", "stores", "syncrules")}
 
 
-def test_statefulset_shards_by_ordinal_with_probes_and_a_restricted_context(
+def test_statefulset_discovers_its_shards_with_probes_and_a_restricted_context(
     find: Callable[[str], Doc],
 ) -> None:
+    """Shard count and peers come from the StatefulSet itself (docs/operations.md, "Sharding"): no
+    hand-kept count or peer list, so `kubectl scale` is all it takes."""
     sts = find("StatefulSet")
     pod = sts["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    env = {e["name"]: e for e in container["env"]}
-    assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
-        "metadata.labels['apps.kubernetes.io/pod-index']"
-    )
-    assert int(env["SHARDS"]["value"]) == sts["spec"]["replicas"] == 2
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     assert container["args"][0] == "run"
-    assert "--shard=$(POD_INDEX)/$(SHARDS)" in container["args"]
+    assert f"--statefulset=$(POD_NAMESPACE)/{sts['metadata']['name']}" in container["args"]
+    assert "--replica=$(POD_NAME)" in container["args"]
+    assert not any(a.startswith(("--shard", "--peers")) for a in container["args"])
     assert "--metrics-port=8080" in container["args"] and "--webhook-port=8081" in container["args"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "webhooks": 8081}
@@ -104,10 +107,7 @@ def test_statefulset_shards_by_ordinal_with_probes_and_a_restricted_context(
     assert pod["serviceAccountName"] == find("ServiceAccount")["metadata"]["name"]
     service = find("Service")
     assert sts["spec"]["serviceName"] == service["metadata"]["name"]
-    assert service["spec"]["clusterIP"] == "None"  # stable per-pod names for the peers
-    peers = next(a for a in container["args"] if a.startswith("--peers="))[len("--peers=") :].split(",")
-    name, replicas = sts["metadata"]["name"], sts["spec"]["replicas"]
-    assert peers == [f"http://{name}-{i}.{service['metadata']['name']}:8081" for i in range(replicas)]
+    assert service["spec"]["clusterIP"] == "None"  # stable per-pod names
 
 
 def test_image_runs_as_the_user_and_ports_the_manifests_expect(find: Callable[[str], Doc]) -> None:
@@ -134,7 +134,6 @@ def test_rbac_is_least_privilege(find: Callable[[str], Doc]) -> None:
     expected = {
         *{("invsync.dev", k, v) for k in kinds for v in ("get", "list", "watch", "patch")},
         *{("invsync.dev", f"{k}/status", "patch") for k in kinds},
-        *{("", "secrets", v) for v in ("get", "list", "watch", "patch")},  # patch: refreshed tokens
         *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
         ("", "namespaces", "list"),
         ("", "namespaces", "watch"),
@@ -144,6 +143,22 @@ def test_rbac_is_least_privilege(find: Callable[[str], Doc]) -> None:
     binding = find("ClusterRoleBinding")
     assert binding["roleRef"]["name"] == find("ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "invsync", "namespace": NAMESPACE}]
+    # Sharding, in the operator's namespace only: its own StatefulSet by name, its pods, its Leases.
+    shards = find("Role")
+    assert shards["metadata"]["namespace"] == NAMESPACE
+    assert {(g, r, v, tuple(rule.get("resourceNames", ()))) for rule in shards["rules"]
+            for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]} == {
+        ("apps", "statefulsets", "get", ("invsync",)),
+        ("", "pods", "list", ()),
+        *{("coordination.k8s.io", "leases", v, ()) for v in ("list", "create", "update", "patch", "delete")},
+    }  # fmt: skip
+    role_binding = find("RoleBinding")
+    assert role_binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": shards["metadata"]["name"],
+    }
+    assert role_binding["subjects"] == binding["subjects"]
 
 
 def test_service_monitor_and_network_policy_reach_the_pods(find: Callable[[str], Doc]) -> None:
@@ -162,6 +177,10 @@ def test_service_monitor_and_network_policy_reach_the_pods(find: Callable[[str],
     policy = find("NetworkPolicy")["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} == {"metrics", "webhooks"}
+    # A verified webhook delivery is relayed to the other replicas (docs/operations.md, "Sharding").
+    (to_peers,) = [rule for rule in policy["egress"] if rule.get("to")]
+    assert to_peers["to"] == [{"podSelector": policy["podSelector"]}]
+    assert to_peers["ports"] == [{"port": "webhooks", "protocol": "TCP"}]
 
 
 def test_prometheusrule_is_generated_from_the_rule_file(find: Callable[[str], Doc]) -> None:
@@ -246,7 +265,7 @@ def test_apply_dry_run_server_is_admitted(cluster: ControlPlane, kubectl: Kubect
     assert "Warning" not in done.stderr, done.stderr  # e.g. PodSecurity "restricted" violations
     for kind in ("statefulset.apps/invsync", "clusterrole.rbac.authorization.k8s.io/invsync"):
         assert f"{kind} " in done.stdout
-    assert done.stdout.count("(server dry run)") == 14
+    assert done.stdout.count("(server dry run)") == 16
 
 
 def test_service_account_has_exactly_the_granted_access(
@@ -266,17 +285,26 @@ def test_service_account_has_exactly_the_granted_access(
         assert can("watch", resource) and can("patch", resource), resource
         assert can("patch", resource, "--subresource=status"), resource
         assert not can("delete", resource) and not can("create", resource), resource
-    assert can("get", "secrets") and can("watch", "secrets")
-    assert can("patch", "secrets")  # a refreshed TikTok token pair is written back (docs/security.md)
-    assert not can("create", "secrets") and not can("delete", "secrets") and not can("update", "secrets")
+    # No Secret of a namespace that granted nothing, and never a list or watch (docs/security.md).
+    assert not any(can(verb, "secrets") for verb in ("get", "list", "watch", "patch", "create", "delete"))
     assert can("create", "events") and can("create", "events.events.k8s.io")
     assert can("list", "namespaces") and not can("create", "namespaces")
-    # Cluster-wide, as the StatefulSet runs it (--all-namespaces).
-    assert can("watch", "syncrules.invsync.dev", "--all-namespaces") and can(
-        "watch", "secrets", "--all-namespaces"
-    )
-    assert (
-        not can("get", "configmaps")
-        and not can("get", "pods")
-        and not can("create", "leases.coordination.k8s.io")
-    )
+    # Cluster-wide, as the StatefulSet runs it (--all-namespaces), but no Secret there.
+    assert can("watch", "syncrules.invsync.dev", "--all-namespaces")
+    assert not can("list", "secrets", "--all-namespaces") and not can("get", "secrets", "--all-namespaces")
+    # A tenant's grant (manifests/tenant/): get and patch its Secrets by name, still no list or watch.
+    kubectl("apply", "-k", str(MANIFESTS / "tenant"), "-n", namespace, check=True)
+    assert can("get", "secrets") and can("patch", "secrets")  # patch: a refreshed TikTok token pair
+    assert not any(can(verb, "secrets") for verb in ("list", "watch", "create", "update", "delete"))
+    assert not can("get", "configmaps") and not can("get", "pods") and not can("list", "pods")
+    assert not can("create", "leases.coordination.k8s.io")
+
+    # In its own namespace: the Leases of its shards, its pods (the peers), its StatefulSet by name.
+    def here(verb: str, resource: str, *extra: str) -> bool:
+        return can(verb, resource, "-n", NAMESPACE, *extra)
+
+    for verb in ("list", "create", "update", "patch", "delete"):
+        assert here(verb, "leases.coordination.k8s.io"), verb
+    assert here("list", "pods") and not here("get", "pods") and not here("delete", "pods")
+    assert here("get", "statefulsets.apps/invsync") and not here("get", "statefulsets.apps/other")
+    assert not here("patch", "statefulsets.apps/invsync")

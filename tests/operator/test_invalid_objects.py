@@ -51,7 +51,7 @@ async def test_an_invalid_source_gets_a_condition_naming_its_field_once_and_othe
     kube = RecordingKube()
     op = Operator(kube, Shard())
     sources = {"shop": [source("good", "1"), source("bad", "2", pollInterval="99999999999999999999h")]}
-    op.indices = Indices(stores={}, warehouses={}, sources=sources, rules={}, secrets={})
+    op.indices = Indices(stores={}, warehouses={}, sources=sources, rules={})
 
     snap = op.snapshot("shop")
     await asyncio.gather(*op.background)
@@ -80,7 +80,7 @@ async def test_an_invalid_source_gets_a_condition_naming_its_field_once_and_othe
 async def test_a_rule_reading_an_invalid_source_polls_by_the_valid_ones(events: list[Any]) -> None:
     op = Operator(RecordingKube(), Shard())
     sources = {"shop": [source("good", "1", pollInterval="30s"), source("bad", "2", pollInterval="1e9h")]}
-    op.indices = Indices(stores={}, warehouses={}, sources=sources, rules={}, secrets={})
+    op.indices = Indices(stores={}, warehouses={}, sources=sources, rules={})
     worker = RuleWorker(op, {"metadata": {"name": "r", "namespace": "shop"}, "spec": {"interval": "0s"}})
     worker.deps = {("InventorySource", "good"), ("InventorySource", "bad")}
     op.snapshot("shop")

@@ -197,8 +197,8 @@ def render() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the CRDs into each directory given (crds/, and manifests/crds/ for the kustomize base,
-    which may not load files from outside its root)."""
+    """Write the CRDs into each directory given (crds/, and manifests/crds/ for the kustomize base and
+    charts/invsync/crds/ for the Helm chart, which may not load files from outside their roots)."""
     for directory in argv or sys.argv[1:] or ["crds"]:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from ..errors import InputError
 from ..providers import RetryPolicy
 from .conditions import find, rfc3339
 from .runtime import Shard
+from .sharding import StatefulSetRef
 from .state import REQUESTED_AT
 
 
@@ -32,7 +34,22 @@ def add_commands(sub: Any) -> None:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument("--metrics-port", type=int, default=8080, help="/metrics, /healthz, /readyz")
     run.add_argument("--webhook-port", type=int, default=8081, help="POST /webhooks/{namespace}/{source}")
-    run.add_argument("--shard", default="0/1", help="I/N: take the rules whose stable hash mod N is I")
+    sharding = run.add_mutually_exclusive_group()
+    sharding.add_argument(
+        "--statefulset",
+        metavar="NAMESPACE/NAME",
+        help="shards from the cluster: as many as the StatefulSet's replicas, peers from its pods, "
+        "each rule claimed by a Lease in NAMESPACE (docs/operations.md, Sharding)",
+    )
+    sharding.add_argument(
+        "--shard", default="0/1", help="manual: I/N, take the rules whose stable hash mod N is I"
+    )
+    run.add_argument(
+        "--replica",
+        default=os.environ.get("POD_NAME", ""),
+        metavar="POD_NAME",
+        help="with --statefulset: this replica's pod name, NAME-ORDINAL (default: $POD_NAME)",
+    )
     run.add_argument(
         "--peers",
         default="",
@@ -68,6 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.platform_timeout > 0:
         raise InputError(f"--platform-timeout {args.platform_timeout:g}: must be > 0")
     peers = [p for p in args.peers.split(",") if p]
+    statefulset = None
+    if args.statefulset is not None:
+        if peers:
+            raise InputError("--peers is for --shard: with --statefulset the peers come from the cluster")
+        statefulset = StatefulSetRef.parse(args.statefulset, args.replica)
     if peers and len(peers) != shard.count:
         raise InputError(f"--peers names {len(peers)} URLs; --shard {args.shard} needs {shard.count}")
     if args.metrics_port == args.webhook_port:
@@ -87,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.webhook_port,
                 RetryPolicy(timeout=args.platform_timeout),
                 [url for i, url in enumerate(peers) if i != shard.index],
+                statefulset,
             )
         )
     return 0
@@ -100,6 +123,7 @@ async def _operate(
     webhook_port: int,
     retry: RetryPolicy,
     peers: Sequence[str],
+    statefulset: StatefulSetRef | None,
 ) -> None:
     import kopf
 
@@ -107,9 +131,14 @@ async def _operate(
     from .http import Reachability, metrics_app, serve, webhook_app
     from .kube import Kube, KubePorts, load_config
     from .runtime import Operator
+    from .sharding import ShardCoordinator
 
-    op = Operator(Kube(load_config()), shard)
+    api = load_config()
+    op = Operator(Kube(api), shard)
     op.ports = KubePorts(op.kube, op.read_secret, retry)
+    coordinator = ShardCoordinator(api, statefulset) if statefulset is not None else None
+    if coordinator is not None:
+        op.coordinator, op.shard = coordinator, coordinator.shard  # owns nothing until the first look
     registry = kopf.OperatorRegistry()
     register(registry, op)
 
@@ -122,20 +151,24 @@ async def _operate(
         settings.peering.standalone = True
         settings.posting.level = logging.WARNING  # kopf's own log lines never become Events
         settings.watching.server_timeout = 300
+        op.start()
+        if coordinator is not None:
+            coordinator.start(op, on_shard=lambda found: setattr(op, "shard", found))
         op.started = True
 
     servers = await serve(
         {
-            webhook_port: webhook_app(op, peers),
-            metrics_port: metrics_app(lambda: op.started, Reachability(op.kube.reachable)),
+            webhook_port: webhook_app(op, (lambda: coordinator.peers) if coordinator else lambda: peers),
+            metrics_port: metrics_app(lambda: op.started, Reachability(op.kube.reachable), op.shard_view),
         }
     )
     logging.getLogger("invsync.operator").info(
-        "metrics on :%d/metrics, webhooks on :%d/webhooks/{namespace}/{source}, shard %d/%d",
+        "metrics on :%d/metrics, webhooks on :%d/webhooks/{namespace}/{source}, %s",
         metrics_port,
         webhook_port,
-        shard.index,
-        shard.count,
+        f"shards from StatefulSet {statefulset.namespace}/{statefulset.name} as {statefulset.replica}"
+        if statefulset is not None
+        else f"shard {shard.index}/{shard.count}",
     )
     try:
         await kopf.operator(

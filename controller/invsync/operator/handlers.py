@@ -31,14 +31,10 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
     def keep_body(**kw: Any) -> dict[str, RawBody]:
         return {kw["namespace"]: plain(kw["body"])}
 
-    def keep_name(**kw: Any) -> dict[str, tuple[str, str]]:
-        # A Secret's name and resourceVersion, never its data: Operator.read_secret reads the data
-        # once per resourceVersion, so an unchanged Secret costs no GET and a changed one is seen at once.
-        return {kw["namespace"]: (kw["name"], kw["body"]["metadata"].get("resourceVersion", ""))}
-
     for plural in ("stores", "warehouses", "inventorysources", "syncrules"):
         kopf.index(GROUP, VERSION, plural, id=f"{plural}_index", registry=registry)(keep_body)
-    kopf.index("v1", "secrets", id="secrets_index", registry=registry)(keep_name)
+    # No Secret is watched: the operator may read only the Secrets a namespace grants it, by name
+    # (operator/secrets.py; docs/security.md, "Granting access").
 
     def attach(kw: Mapping[str, Any]) -> None:
         if op.indices is None:
@@ -47,25 +43,18 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
                 warehouses=kw["warehouses_index"],
                 sources=kw["inventorysources_index"],
                 rules=kw["syncrules_index"],
-                secrets=kw["secrets_index"],
             )
 
     def touched(kind: str) -> Any:
         async def on_event(**kw: Any) -> None:  # async: kopf runs it in the loop, not in a thread
             attach(kw)
-            if kind == "Secret":
-                deleted = kw["event"].get("type") == "DELETED"
-                mark = None if deleted else kw["body"]["metadata"].get("resourceVersion")
-            else:
-                mark = _fingerprint(kw["body"], kw["event"].get("type"))
-            op.touched(kind, kw["namespace"], kw["name"], mark)
+            op.touched(kind, kw["namespace"], kw["name"], _fingerprint(kw["body"], kw["event"].get("type")))
 
         return on_event
 
     kinds = {"stores": "Store", "warehouses": "Warehouse", "inventorysources": "InventorySource"}
     for plural, kind in kinds.items():
         kopf.on.event(GROUP, VERSION, plural, id=f"{plural}_event", registry=registry)(touched(kind))
-    kopf.on.event("v1", "secrets", id="secrets_event", registry=registry)(touched("Secret"))
 
     @kopf.on.event(GROUP, VERSION, "syncrules", id="syncrules_event", registry=registry)
     async def syncrules_event(**kw: Any) -> None:

@@ -44,22 +44,24 @@ _RELAYED_HEADERS = ("Content-Type", "X-Invsync-Signature", "X-Invsync-Timestamp"
 
 
 def webhook_app(
-    sink: WebhookSink, peers: Sequence[str] = (), body_timeout: float = BODY_TIMEOUT
+    sink: WebhookSink,
+    peers: Callable[[], Sequence[str]] = tuple,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> web.Application:
     """POST /webhooks/{namespace}/{source}: verify with the source's webhook Secret (key `secret`),
     then hand the rows to the rules that read that source.
 
     A source sends each delivery to one replica, but the rules reading it may live on other shards:
     a delivery this replica could verify is relayed, unchanged (so each peer verifies it again), to
-    `peers` (the other shards' webhook base URLs)."""
+    `peers()` (the other replicas' webhook base URLs as last discovered, docs/operations.md, "Sharding")."""
     relays: set[asyncio.Task[None]] = set()
 
-    async def relay(path: str, headers: Mapping[str, str], body: bytes) -> None:
+    async def relay(path: str, headers: Mapping[str, str], body: bytes, targets: Sequence[str]) -> None:
         keep = {
             k: v for k, v in headers.items() if k in _RELAYED_HEADERS or k.lower().startswith("x-shopify-")
         }
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            for peer in peers:
+            for peer in targets:
                 try:
                     async with session.post(
                         f"{peer.rstrip('/')}{path}", data=body, headers={**keep, FORWARDED: "1"}
@@ -70,12 +72,14 @@ def webhook_app(
 
     async def receive(request: web.Request) -> web.Response:
         response = await handle(request)
-        if peers and response.status in (202, 422) and FORWARDED not in request.headers:
-            task = asyncio.create_task(relay(request.path, request.headers, await request.read()))
+        targets = list(peers())
+        if targets and response.status in (202, 422) and FORWARDED not in request.headers:
+            body = await request.read()
+            task = asyncio.create_task(relay(request.path, request.headers, body, targets))
             relays.add(task)
             task.add_done_callback(relays.discard)
             if response.status == 422:  # verified, but only a shard that read the item can map it
-                return web.json_response({"accepted": 0, "rules": 0, "relayed": len(peers)}, status=202)
+                return web.json_response({"accepted": 0, "rules": 0, "relayed": len(targets)}, status=202)
         return response
 
     async def handle(request: web.Request) -> web.Response:
@@ -166,9 +170,12 @@ class Reachability:
 
 
 def metrics_app(
-    ready: Callable[[], bool], api_server: Callable[[], Awaitable[bool]] | None = None
+    ready: Callable[[], bool],
+    api_server: Callable[[], Awaitable[bool]] | None = None,
+    shard: Callable[[], Mapping[str, object]] | None = None,
 ) -> web.Application:
-    """/metrics, /healthz and /readyz (ready: kopf started and, with `api_server`, it answers)."""
+    """/metrics, /healthz and /readyz (ready: kopf started and, with `api_server`, it answers), and
+    /shard: this replica's shard, peers and the rules it acts on (docs/operations.md, "Sharding")."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -180,7 +187,11 @@ def metrics_app(
             return web.Response(text="API server unreachable\n", status=503)
         return web.Response(text="ok\n")
 
+    async def shard_view(_: web.Request) -> web.Response:
+        return web.json_response(shard() if shard is not None else {})
+
     app = web.Application()
+    app.router.add_get("/shard", shard_view)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

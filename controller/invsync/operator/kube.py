@@ -60,6 +60,13 @@ class Kube:
 
     async def read_secret(self, namespace: str, name: str, timeout: float = 10.0) -> dict[str, str] | None:
         """The Secret's data; raises (never hangs) when the API server does not answer in `timeout`."""
+        found = await self.get_secret(namespace, name, timeout)
+        return found[1] if found is not None else None
+
+    async def get_secret(
+        self, namespace: str, name: str, timeout: float = 10.0
+    ) -> tuple[str, dict[str, str]] | None:
+        """The Secret's resourceVersion and data, by name (a GET: invsync never lists Secrets)."""
         try:
             secret = await asyncio.to_thread(
                 self.core.read_namespaced_secret, name, namespace, _request_timeout=timeout
@@ -70,7 +77,7 @@ class Kube:
             raise
         data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
         data.update(secret.string_data or {})
-        return data
+        return str(secret.metadata.resource_version if secret.metadata else ""), data
 
     async def patch_secret(self, namespace: str, name: str, string_data: Mapping[str, str]) -> None:
         """Merge these keys into a Secret (a refreshed token pair: docs/security.md, "TikTok tokens")."""

@@ -18,6 +18,7 @@ from ..providers.base import AuthError, ProviderError, SalesChannel
 from .conditions import READY, Cond, rfc3339
 from .objects import source_failed, store_status, warehouse_status
 from .reasons import Reason
+from .secrets import SecretAccessDenied
 from .state import (
     LAST_GOOD_READ,
     LiveCheck,
@@ -77,12 +78,11 @@ async def _read_source(
     secret: Mapping[str, str] | None = None
     ref = src.spec.credentials_secret_ref
     if ref is not None:
-        secret = await ports.read_secret(snap.namespace, ref.name)
-        if secret is None:
-            msg = f"Secret {ref.name} (credentials of InventorySource {name}) not found"
-            return _SourceRead(problem=Problem(Reason.SECRET_NOT_FOUND, msg)), source_failed(
-                src, msg, Reason.SECRET_NOT_FOUND
-            )
+        secret_or_problem = await _secret(ports, snap.namespace, ref.name, f"InventorySource {name}")
+        if isinstance(secret_or_problem, Problem):
+            problem = secret_or_problem
+            return _SourceRead(problem=problem), source_failed(src, problem.message, problem.reason)
+        secret = secret_or_problem
     locations_wanted = sorted(
         {w.spec.location_id for w in snap.warehouses.values() if w.spec.source_ref.name == name}
     )
@@ -173,13 +173,24 @@ class _StoreRead:
     problem: Problem | None = None
 
 
+async def _secret(ports: Ports, namespace: str, name: str, owner: str) -> Mapping[str, str] | Problem:
+    """A credentials Secret, or the problem that names why it cannot be had: missing, or a namespace
+    that did not grant invsync access to it (docs/security.md, "Granting access")."""
+    try:
+        secret = await ports.read_secret(namespace, name)
+    except SecretAccessDenied as exc:
+        return Problem(Reason.SECRET_ACCESS_DENIED, f"Secret {name} (credentials of {owner}): {exc}")
+    if secret is None:
+        return Problem(Reason.SECRET_NOT_FOUND, f"Secret {name} (credentials of {owner}) not found")
+    return secret
+
+
 async def _read_store(snap: Snapshot, name: str, ports: Ports) -> _StoreRead:
     store = snap.stores[name]
     secret_name = store.spec.credentials_secret_ref.name
-    secret = await ports.read_secret(snap.namespace, secret_name)
-    if secret is None:
-        msg = f"Secret {secret_name} (credentials of Store {name}) not found"
-        return _StoreRead(problem=Problem(Reason.SECRET_NOT_FOUND, msg))
+    secret = await _secret(ports, snap.namespace, secret_name, f"Store {name}")
+    if isinstance(secret, Problem):
+        return _StoreRead(problem=secret)
     read = _StoreRead()
     try:
         read.channel = ports.channel(store, secret)
@@ -364,8 +375,8 @@ async def _reopen_channels(snap: Snapshot, state: ReadState, ports: Ports) -> di
     channels: dict[str, SalesChannel] = {}
     for name in sorted(state.read_stores & snap.stores.keys()):
         store = snap.stores[name]
-        secret = await ports.read_secret(snap.namespace, store.spec.credentials_secret_ref.name)
-        if secret is not None:
+        secret = await _secret(ports, snap.namespace, store.spec.credentials_secret_ref.name, f"Store {name}")
+        if not isinstance(secret, Problem):
             with contextlib.suppress(ProviderError):
                 channels[name] = ports.channel(store, secret)
     return channels

@@ -25,6 +25,7 @@ class Reason(StrEnum):
     DUPLICATE_LOCATION = "DuplicateLocation"
     # credentials and reads
     SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_ACCESS_DENIED = "SecretAccessDenied"  # the namespace did not grant invsync its Secrets
     INVALID_CREDENTIALS = "InvalidCredentials"
     AUTH_FAILED = "AuthFailed"
     SOURCE_UNAVAILABLE = "SourceUnavailable"

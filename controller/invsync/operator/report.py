@@ -80,11 +80,15 @@ def report(
     changed = [o for o in outcomes.values() if o.ok]
     if changed:
         events.append(Event("Normal", Reason.PUSHED, f"set {len(changed)} listing quantities"))
-    change_to_push = [
-        (key[0], pushed.acked - arrived)
+    # once per (store, SKU): one change of a pool reaches every store of the rule, each a measurement
+    first_push = {
+        (key[0], o.update.sku): pushed.acked - arrived
         for key, o in outcomes.items()
-        if o.ok and (arrived := memory.arrivals.pop(o.update.sku, None)) is not None
-    ]
+        if o.ok and (arrived := memory.arrivals.get(o.update.sku)) is not None
+    }
+    for _, sku in first_push:
+        memory.arrivals.pop(sku, None)
+    change_to_push = [(store, seconds) for (store, _), seconds in first_push.items()]
     events += [
         Event(
             "Warning",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import kopf
 
@@ -25,8 +25,12 @@ from .kube import Kube, KubePorts
 from .objects import object_patch
 from .observe import observe_source, observe_store
 from .reasons import Reason
+from .secrets import SecretCache
 from .state import ObjectStatus, SharedMemory, Snapshot
 from .worker import RuleWorker, utc_now
+
+if TYPE_CHECKING:
+    from .sharding import ShardCoordinator
 
 log = logging.getLogger("invsync.operator")
 
@@ -35,13 +39,12 @@ PROBE_DELAY = 2.0  # before probing an object no rule uses: lets the rules' firs
 
 @dataclass
 class Indices:
-    """kopf's indices, keyed by namespace; values are detached bodies (Secrets: (name, resourceVersion))."""
+    """kopf's indices, keyed by namespace; values are detached bodies."""
 
     stores: Index
     warehouses: Index
     sources: Index
     rules: Index
-    secrets: Mapping[str, Iterable[tuple[str, str]]]
 
 
 class Operator:
@@ -51,6 +54,8 @@ class Operator:
         self.kube = kube
         self.ports = KubePorts(kube, self.read_secret)
         self.shard = shard
+        # With shards discovered from the cluster, a rule is acted on only while its claim is held.
+        self.coordinator: ShardCoordinator | None = None
         self.shared = SharedMemory()
         self.indices: Indices | None = None
         self.workers: dict[tuple[str, str], RuleWorker] = {}
@@ -62,8 +67,14 @@ class Operator:
         # (kind, namespace, name) -> (generation, message) of the InvalidSpec status written for it
         self.invalid: dict[tuple[str, str, str], tuple[int | None, str]] = {}
         self.background: set[asyncio.Task[None]] = set()
-        # (namespace, name) -> (resourceVersion in the watch, the Secret's data): never logged
-        self.secret_data: dict[tuple[str, str], tuple[str, Mapping[str, str]]] = {}
+        # Secrets by name, never logged; an edited one wakes the rules using it, as an event would
+        self.secrets = SecretCache(kube.get_secret, lambda ns, name, rv: self.touched("Secret", ns, name, rv))
+
+    def start(self) -> None:
+        """The Secrets in use are re-read in the background (docs/operations.md, "Secrets")."""
+        task = asyncio.get_running_loop().create_task(self.secrets.run(), name="secret refresh")
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     # ---------------------------------------------------------------- snapshot
 
@@ -185,30 +196,47 @@ class Operator:
         return entry[1] if entry is not None and isinstance(entry[1], InventorySource) else None
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        """The Secret's data, read from the API server once per resourceVersion the watch reports
-        (every signed webhook and every sync reads a Secret; docs/operations.md, "Secrets")."""
-        if self.indices is None:
-            return await self.kube.read_secret(namespace, name)
-        version = dict(self.indices.secrets.get(namespace, ())).get(name)
-        key = (namespace, name)
-        if version is None:
-            self.secret_data.pop(key, None)
-            return None
-        cached = self.secret_data.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        data = await self.kube.read_secret(namespace, name)
-        if data is None:
-            self.secret_data.pop(key, None)
-        else:
-            self.secret_data[key] = (version, data)  # at least as new as `version`: a later event rereads
-        return data
+        """The Secret's data (None: not found), from a GET at most SECRET_REFRESH old; raises
+        SecretAccessDenied when the namespace did not grant access (docs/security.md)."""
+        return await self.secrets.read(namespace, name)
 
     # ---------------------------------------------------------------- rules
 
+    def owns_rule(self, namespace: str, name: str) -> bool:
+        if self.coordinator is not None:
+            return self.coordinator.holds(namespace, name) and not self.coordinator.fenced()
+        return self.shard.owns(namespace, name)
+
+    def shard_view(self) -> dict[str, object]:
+        """What /shard answers: enough to see who acts on which rule, never a Secret."""
+        coordinator = self.coordinator
+        return {
+            "replica": coordinator.ref.replica if coordinator is not None else None,
+            "shard": self.shard.index,
+            "shards": self.shard.count,
+            "peers": list(coordinator.peers) if coordinator is not None else [],
+            "fenced": coordinator.fenced() if coordinator is not None else False,
+            "rules": sorted(f"{ns}/{name}" for ns, name in self.workers),
+        }
+
+    def rule_keys(self) -> list[tuple[str, str]]:
+        """Every SyncRule the watch has seen, as (namespace, name)."""
+        idx = self.indices
+        if idx is None:
+            return []
+        return [(ns, body["metadata"]["name"]) for ns, bodies in idx.rules.items() for body in bodies]
+
+    def start_rule(self, namespace: str, name: str) -> None:
+        """Start (or update) the worker of a rule this replica has just claimed."""
+        body = by_name(self.indices.rules, namespace).get(name) if self.indices is not None else None
+        if body is not None:
+            self.upsert_rule(body)
+
     def upsert_rule(self, body: RawBody) -> None:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        if not self.shard.owns(ns, name):
+        if not self.owns_rule(ns, name):
+            if self.coordinator is not None:
+                self.coordinator.wake.set()  # a new rule: claimed at once, not at the next tick
             return
         worker = self.workers.get((ns, name))
         if worker is None:
@@ -226,6 +254,8 @@ class Operator:
         metrics.forget_rule(namespace, name)
 
     async def stop(self) -> None:
+        if self.coordinator is not None:
+            await self.coordinator.stop(self)
         for task in [*self.probes.values(), *self.background]:
             task.cancel()
         for ns, name in list(self.workers):
@@ -304,6 +334,8 @@ def stable_shard(namespace: str, name: str, shards: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Shard:
+    """Replica `index` of `count`; an index at or past the count (a replica scaled away) owns nothing."""
+
     index: int = 0
     count: int = 1
 
@@ -319,4 +351,4 @@ class Shard:
         return cls(i, n)
 
     def owns(self, namespace: str, name: str) -> bool:
-        return stable_shard(namespace, name, self.count) == self.index
+        return self.index < self.count and stable_shard(namespace, name, self.count) == self.index

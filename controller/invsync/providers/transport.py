@@ -31,7 +31,11 @@ log = logging.getLogger("invsync.providers")
 REDACTED = "***"
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary text; credentials are never this short
 # Query parameters that carry a credential on the platforms we call (docs/security.md, "Log scrubbing")
-_CREDENTIAL_PARAMS = frozenset({"access_token", "app_secret", "auth_code", "client_secret", "refresh_token"})
+_CREDENTIAL_PARAMS = frozenset(
+    {"access_token", "app_secret", "auth_code", "client_secret", "refresh_token"}
+    # signed download URLs (a Shopify bulk operation's result): whoever has the URL has the file
+    | {"signature", "X-Goog-Signature", "X-Goog-Credential"}
+)
 
 
 class Redactor:
@@ -266,8 +270,10 @@ class Transport:
         build: Callable[[], httpx.Request],
         *,
         hint: RetryHint | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
-        """Send with rate limiting and retries; returns the first final response (any status)."""
+        """Send with rate limiting and retries; returns the first final response (any status). With
+        ``stream``, its body is not read yet: the caller iterates it and closes the response."""
         last = ""
         limited = False
         for attempt in range(self.retry.attempts):
@@ -275,7 +281,7 @@ class Transport:
                 await self._bucket.acquire()
             request = build()
             try:
-                response = await self.client.send(request)
+                response = await self.client.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 code, last, limited, delay = "timeout", f"timed out ({type(exc).__name__})", False, None
             except httpx.TransportError as exc:

@@ -218,6 +218,15 @@ class Throttle(_Model):
     restore_rate: float = Field(default=100, gt=0, alias="restoreRate")
 
 
+class ShopifyBulk(_Model):
+    """Addition: how fast the fake's bulk operations run (Shopify publishes no generation rate)."""
+
+    objects_per_second: float = Field(default=10_000, gt=0, alias="objectsPerSecond")
+    start_delay: float = Field(default=0.0, ge=0, le=3600, alias="startDelay")  # CREATED before RUNNING
+    # the result URL's lifetime after completion: seven days (BulkOperation reference, `url`)
+    url_lifetime: float = Field(default=7 * 86400, gt=0, alias="urlLifetime")
+
+
 # The Admin API versions Shopify supports in December 2026 (each for at least 12 months after release).
 SHOPIFY_API_VERSIONS = ["2026-01", "2026-04", "2026-07", "2026-10"]
 
@@ -234,6 +243,7 @@ class ShopifyShop(_Model):
     throttle: Throttle = Field(default_factory=Throttle)
     generate: SourceGenerate | None = None
     webhook: Webhook | None = None  # addition: where this shop's inventory_levels/update goes
+    bulk: ShopifyBulk = Field(default_factory=ShopifyBulk)
 
     @model_validator(mode="after")
     def _levels_name_locations(self) -> ShopifyShop:

@@ -25,6 +25,7 @@ from .config import (
     ShopeeGenerate,
     ShopeeShop,
     ShopeeStock,
+    ShopifyBulk,
     Throttle,
     TikTokGenerate,
     TikTokShop,
@@ -299,6 +300,28 @@ class ShItem:
 
 
 @dataclass(slots=True)
+class ShBulkOperation:
+    """One bulk query of the Shopify fake (sandbox/shopify.py runs it)."""
+
+    number: int
+    query: str
+    created: float  # unix time
+    signature: str  # of its result URL
+    status: str = "CREATED"
+    object_count: int = 0
+    root_object_count: int = 0
+    error_code: str | None = None
+    completed: float | None = None
+    data: bytes | None = None  # the JSONL file (a failed operation's partial data)
+    cancel: bool = False
+    task: Any = None  # the asyncio task generating it
+
+    @property
+    def gid(self) -> str:
+        return f"gid://shopify/BulkOperation/{self.number}"
+
+
+@dataclass(slots=True)
 class ShShop:
     shop: str
     access_token: str
@@ -307,6 +330,9 @@ class ShShop:
     webhook: Webhook | None
     bucket: TokenBucket
     api_versions: list[str]
+    bulk: ShopifyBulk = field(default_factory=ShopifyBulk)
+    bulk_operations: dict[int, ShBulkOperation] = field(default_factory=dict)
+    points: int = 0  # query cost charged (actual cost of every query that ran), for benchmarks
     items: dict[str, ShItem] = field(default_factory=dict)
     by_sku: dict[str, ShItem] = field(default_factory=dict)
     by_location: dict[str, list[ShItem]] = field(default_factory=dict)
@@ -356,6 +382,9 @@ class Fault(BaseModel):
     partial_pages: bool = False  # only continuation pages (with a cursor) fail: a read breaks mid-way
     count: int | None = Field(default=None, ge=1)  # stop after affecting this many requests
     empty: bool = False  # ERP inventory reads answer 200 with no items: a source that lost its data
+    # Shopify bulk operations (operation bulk_operation): the operation fails with this errorCode
+    bulk_error: Literal["ACCESS_DENIED", "INTERNAL_SERVER_ERROR", "TIMEOUT"] | None = None
+    truncate: bool = False  # Shopify bulk_download: the result file is served cut in the middle
 
     def matches(self, platform: str, operation: str, target: str, continuation: bool) -> bool:
         if self.count is not None and self.count <= 0:
@@ -374,6 +403,8 @@ class Effect:
     retry_after: float | None = None
     empty: bool = False
     error: str | None = None
+    bulk_error: str | None = None
+    truncate: bool = False
 
 
 class SandboxState:
@@ -417,6 +448,7 @@ class SandboxState:
                 webhook=sh.webhook or config.webhooks,
                 bucket=TokenBucket(sh.throttle.restore_rate, sh.throttle.maximum_available),
                 api_versions=list(sh.api_versions),
+                bulk=sh.bulk,
             )
             for it in sh.items:
                 item = shop.add_item(it.sku, it.tracked, it.inventory_policy)
@@ -464,13 +496,15 @@ class SandboxState:
                 fault.burst429 -= 1
                 return Effect(fault.latency, 429, fault.code, fault.retry_after, error=fault.error)
             erroring = bool(fault.status) and self.random.random() < fault.error_rate
-            if not erroring and not fault.latency and not fault.empty:
+            if not (erroring or fault.latency or fault.empty or fault.bulk_error or fault.truncate):
                 continue
             if fault.count is not None:
                 fault.count -= 1
             if erroring:
                 return Effect(fault.latency, fault.status, fault.code, fault.retry_after, error=fault.error)
-            return Effect(fault.latency, empty=fault.empty)
+            return Effect(
+                fault.latency, empty=fault.empty, bulk_error=fault.bulk_error, truncate=fault.truncate
+            )
         return None
 
     def counts(self) -> dict[str, Any]:
