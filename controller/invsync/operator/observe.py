@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -326,7 +326,7 @@ async def read_webhook_skus(
     store whose slots cannot be read is not pushed to (its other warehouses would ride along at
     remembered values)."""
     for rec in rows:
-        state.stock[(rec.source, rec.location, rec.sku)] = rec
+        state.put_stock(rec)
     channels = await _reopen_channels(snap, state, ports)
     names = sorted(channels)
     reads = await asyncio.gather(*(_read_slots(channels[n], skus) for n in names))
@@ -342,13 +342,8 @@ async def read_webhook_skus(
             )
             continue
         fresh = {listing_key(x): x for x in read if x.sku in skus}
-        remembered = [k for k, x in state.listings.items() if k[0] == name and x.sku in skus]
         live.read += len(fresh)
-        live.changed += sum(fresh.get(k) != state.listings[k] for k in remembered)
-        live.changed += sum(k not in state.listings for k in fresh)
-        for k in remembered:
-            del state.listings[k]
-        state.listings.update(fresh)
+        live.changed += state.replace_slots(name, skus, fresh)
     return channels, live
 
 
@@ -371,14 +366,15 @@ async def _reopen_channels(snap: Snapshot, state: ReadState, ports: Ports) -> di
     return channels
 
 
-def engine_world(snap: Snapshot, state: ReadState) -> World:
-    """What the engine plans on: the namespace's objects and what the last read found."""
+def engine_world(snap: Snapshot, state: ReadState, skus: Collection[str] | None = None) -> World:
+    """What the engine plans on: the namespace's objects and what the last read found (only the slots
+    and stock of `skus` when given: a SKU's slots depend on nothing else, docs/rules.md)."""
     return World(
         rules=list(snap.rules),
         stores=list(snap.stores.values()),
         warehouses=list(snap.warehouses.values()),
-        stock=list(state.stock.values()),
-        listings=list(state.listings.values()),
+        stock=list(state.stock.values()) if skus is None else state.stock_of(skus),
+        listings=list(state.listings.values()) if skus is None else state.slots_of(skus),
         unready_warehouses=state.unready,
         channel_warehouse_status=state.channel_warehouse_status,
     )

@@ -7,8 +7,8 @@ against the real providers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal, Protocol
@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from ..api import InventorySource, Store, SyncRule, Warehouse
 from ..engine import Hold, PlanCounts, PlanRow
 from ..engine.records import Listing, StockRecord
+from ..engine.tally import RuleTally
 from ..providers.base import InventorySourceProvider, SalesChannel
 from .conditions import Cond
 
@@ -95,7 +96,8 @@ class SyncCounts(PlanCounts):
 @dataclass(slots=True)
 class ReadState:
     """What the last full read found, with the pushes acknowledged since and the slots webhook syncs
-    read live since; a webhook-triggered sync re-plans against it."""
+    read live since; a webhook-triggered sync re-plans against it. Indexed by seller SKU, so a webhook
+    sync finds its SKUs' slots and stock without walking the whole read."""
 
     stock: dict[tuple[str, str, str], StockRecord]
     listings: dict[SlotKey, Listing]
@@ -104,6 +106,66 @@ class ReadState:
     problems: list[Problem]
     objects: list[ObjectStatus]
     read_stores: frozenset[str]
+    by_sku: dict[str, tuple[SlotKey, ...]] = field(init=False)
+    stock_places: set[tuple[str, str]] = field(init=False)  # (source, location) of every record
+
+    def __post_init__(self) -> None:
+        by_sku: dict[str, tuple[SlotKey, ...]] = {}
+        get = by_sku.get
+        for key, x in self.listings.items():
+            by_sku[x.sku] = (*get(x.sku, ()), key)
+        self.by_sku = by_sku
+        self.stock_places = {(source, location) for source, location, _ in self.stock}
+
+    def slots_of(self, skus: Iterable[str]) -> list[Listing]:
+        """The remembered slots of `skus`, SKU by SKU (sorted), each SKU's in read order."""
+        found: list[Listing] = []
+        for sku in sorted(skus):
+            for k in self.by_sku.get(sku, ()):
+                x = self.listings.get(k)
+                if x is not None and x.sku == sku:  # a slot whose seller SKU was renamed is the new one's
+                    found.append(x)
+        return found
+
+    def stock_of(self, skus: Iterable[str]) -> list[StockRecord]:
+        stock = self.stock
+        found = (
+            stock.get((source, location, sku))
+            for sku in sorted(skus)
+            for source, location in self.stock_places
+        )
+        return [r for r in found if r is not None]
+
+    def put_stock(self, record: StockRecord) -> None:
+        self.stock[(record.source, record.location, record.sku)] = record
+        self.stock_places.add((record.source, record.location))
+
+    def replace_slots(self, store: str, skus: Collection[str], fresh: Mapping[SlotKey, Listing]) -> int:
+        """Put `fresh` (a live read of `skus` in `store`) in place of the remembered slots of those SKUs
+        there; returns how many slots differ from what was remembered (changed, gone or new)."""
+        remembered = [k for sku in skus for k in self.by_sku.get(sku, ()) if k[0] == store]
+        listings = self.listings
+        changed = sum(fresh.get(k) != listings[k] for k in remembered)
+        changed += sum(k not in listings for k in fresh)
+        touched = set(skus) | {x.sku for x in fresh.values()}
+        for k in remembered:
+            del listings[k]
+        listings.update(fresh)
+        for sku in touched:
+            kept = tuple(
+                k for k in self.by_sku.get(sku, ()) if (x := listings.get(k)) is not None and x.sku == sku
+            )
+            kept += tuple(k for k, x in fresh.items() if x.sku == sku and k not in kept)
+            if kept:
+                self.by_sku[sku] = kept
+            else:
+                self.by_sku.pop(sku, None)
+        return changed
+
+    def acknowledge(self, key: SlotKey, quantity: int) -> None:
+        """The channel acknowledged `quantity` on a remembered slot."""
+        if key in self.listings:
+            self.listings[key] = replace(self.listings[key], quantity=quantity)
 
 
 @dataclass(slots=True)
@@ -117,6 +179,10 @@ class RuleMemory:
     acknowledged_since: int = 0
     first_seen: dict[SlotKey, tuple[str, int, float]] = field(default_factory=dict)  # sku, desired, since
     arrivals: dict[str, float] = field(default_factory=dict)  # SKU -> monotonic webhook arrival
+    # The rule's plan summed up over last_read (pushes acknowledged included), and the objects it was
+    # planned with: a webhook sync under the same objects updates it for its SKUs only.
+    tally: RuleTally | None = None
+    tally_config: object = None
 
 
 @dataclass(slots=True)
