@@ -67,7 +67,7 @@ async def push(
     # Remember what the channel acknowledged as its new live value.
     for key, outcome in pushed.outcomes.items():
         if outcome.ok:
-            state.acknowledge(key, outcome.update.quantity)
+            state.acknowledge(key, outcome.update.sku, outcome.update.quantity)
     return pushed
 
 

@@ -26,7 +26,6 @@ from .state import (
     Problem,
     ReadState,
     SharedMemory,
-    SlotKey,
     Snapshot,
     listing_key,
 )
@@ -264,12 +263,12 @@ async def read_world(
     objects += [o for _, o in source_reads if o is not None]
 
     unready: set[str] = set()
-    stock: dict[tuple[str, str, str], StockRecord] = {}
+    stock: list[StockRecord] = []
     for sread in sources.values():
         if sread.problem is not None:
             problems.append(sread.problem)
         else:
-            stock.update({(r.source, r.location, r.sku): r for r in sread.records})
+            stock += sread.records
     for wname in wh_names:
         wh = snap.warehouses[wname]
         sread = sources[wh.spec.source_ref.name]
@@ -279,7 +278,7 @@ async def read_world(
             if problem.reason in (Reason.LOCATION_NOT_FOUND, Reason.LOCATION_INACTIVE):
                 problems.append(problem)
         objects.append(warehouse_status(wh, problem, sread.records))
-    listings: dict[SlotKey, Listing] = {}
+    listings: list[Listing] = []
     cw_status: dict[tuple[str, str], str] = {}
     channels: dict[str, SalesChannel] = {}
     read_ok: set[str] = set()
@@ -291,7 +290,7 @@ async def read_world(
         else:
             read_ok.add(name)
             cw_status.update({(name, w.id): w.effect_status for w in sread_store.warehouses})
-            listings.update({listing_key(x): x for x in sread_store.listings})
+            listings += sread_store.listings
         refused = shared.refusal(snap.stores[name])
         if refused is not None:
             problems.append(Problem(Reason.NOT_WHITELISTED, refused))
@@ -304,9 +303,9 @@ async def read_world(
                 len(sread_store.listings),
             )
         )
-    state = ReadState(
-        stock=stock,
-        listings=listings,
+    state = ReadState.of(
+        stock,
+        listings,
         unready=frozenset(unready),
         channel_warehouse_status=cw_status,
         problems=problems,
@@ -373,8 +372,8 @@ def engine_world(snap: Snapshot, state: ReadState, skus: Collection[str] | None 
         rules=list(snap.rules),
         stores=list(snap.stores.values()),
         warehouses=list(snap.warehouses.values()),
-        stock=list(state.stock.values()) if skus is None else state.stock_of(skus),
-        listings=list(state.listings.values()) if skus is None else state.slots_of(skus),
+        stock=state.all_stock() if skus is None else state.stock_of(skus),
+        listings=state.all_slots() if skus is None else state.slots_of(skus),
         unready_warehouses=state.unready,
         channel_warehouse_status=state.channel_warehouse_status,
     )

@@ -96,76 +96,90 @@ class SyncCounts(PlanCounts):
 @dataclass(slots=True)
 class ReadState:
     """What the last full read found, with the pushes acknowledged since and the slots webhook syncs
-    read live since; a webhook-triggered sync re-plans against it. Indexed by seller SKU, so a webhook
-    sync finds its SKUs' slots and stock without walking the whole read."""
+    read live since; a webhook-triggered sync re-plans against it. Kept by seller SKU (a webhook sync
+    finds its SKUs' slots and stock at once) and with nothing per slot but the Listing itself: a
+    million-listing rule keeps its read between syncs (docs/operations.md, "Sizing")."""
 
-    stock: dict[tuple[str, str, str], StockRecord]
-    listings: dict[SlotKey, Listing]
+    stock: dict[str, tuple[StockRecord, ...]]  # seller SKU -> its records, one per (source, location)
+    listings: dict[str, tuple[Listing, ...]]  # seller SKU -> its slots, in read order
     unready: frozenset[str]
     channel_warehouse_status: dict[tuple[str, str], str]
     problems: list[Problem]
     objects: list[ObjectStatus]
     read_stores: frozenset[str]
-    by_sku: dict[str, tuple[SlotKey, ...]] = field(init=False)
-    stock_places: set[tuple[str, str]] = field(init=False)  # (source, location) of every record
 
-    def __post_init__(self) -> None:
-        by_sku: dict[str, tuple[SlotKey, ...]] = {}
-        get = by_sku.get
-        for key, x in self.listings.items():
-            by_sku[x.sku] = (*get(x.sku, ()), key)
-        self.by_sku = by_sku
-        self.stock_places = {(source, location) for source, location, _ in self.stock}
+    @classmethod
+    def of(
+        cls,
+        stock: Iterable[StockRecord],
+        listings: Iterable[Listing],
+        **rest: Any,
+    ) -> ReadState:
+        """From a read's records and slots; a later one for the same (source, location) or slot wins."""
+        state = cls({}, {}, **rest)
+        for record in stock:
+            state.put_stock(record)
+        slots = state.listings
+        seen: set[SlotKey] = set()  # this store's so far: only while reading (slots arrive by store)
+        store = None
+        for x in listings:
+            if x.store != store:
+                store, seen = x.store, set()
+            key = listing_key(x)
+            same = slots.get(x.sku, ())
+            if key in seen:
+                slots[x.sku] = tuple(x if listing_key(y) == key else y for y in same)
+            else:
+                seen.add(key)
+                slots[x.sku] = (*same, x)
+        return state
+
+    def all_slots(self) -> list[Listing]:
+        return [x for slots in self.listings.values() for x in slots]
+
+    def all_stock(self) -> list[StockRecord]:
+        return [r for records in self.stock.values() for r in records]
 
     def slots_of(self, skus: Iterable[str]) -> list[Listing]:
         """The remembered slots of `skus`, SKU by SKU (sorted), each SKU's in read order."""
-        found: list[Listing] = []
-        for sku in sorted(skus):
-            for k in self.by_sku.get(sku, ()):
-                x = self.listings.get(k)
-                if x is not None and x.sku == sku:  # a slot whose seller SKU was renamed is the new one's
-                    found.append(x)
-        return found
+        return [x for sku in sorted(skus) for x in self.listings.get(sku, ())]
 
     def stock_of(self, skus: Iterable[str]) -> list[StockRecord]:
-        stock = self.stock
-        found = (
-            stock.get((source, location, sku))
-            for sku in sorted(skus)
-            for source, location in self.stock_places
-        )
-        return [r for r in found if r is not None]
+        return [r for sku in sorted(skus) for r in self.stock.get(sku, ())]
 
     def put_stock(self, record: StockRecord) -> None:
-        self.stock[(record.source, record.location, record.sku)] = record
-        self.stock_places.add((record.source, record.location))
+        """Remember `record` in place of the SKU's record at the same (source, location), if any."""
+        same = self.stock.get(record.sku, ())
+        place = (record.source, record.location)
+        if any((r.source, r.location) == place for r in same):
+            self.stock[record.sku] = tuple(record if (r.source, r.location) == place else r for r in same)
+        else:
+            self.stock[record.sku] = (*same, record)
 
     def replace_slots(self, store: str, skus: Collection[str], fresh: Mapping[SlotKey, Listing]) -> int:
         """Put `fresh` (a live read of `skus` in `store`) in place of the remembered slots of those SKUs
         there; returns how many slots differ from what was remembered (changed, gone or new)."""
-        remembered = [k for sku in skus for k in self.by_sku.get(sku, ()) if k[0] == store]
-        listings = self.listings
-        changed = sum(fresh.get(k) != listings[k] for k in remembered)
-        changed += sum(k not in listings for k in fresh)
-        touched = set(skus) | {x.sku for x in fresh.values()}
-        for k in remembered:
-            del listings[k]
-        listings.update(fresh)
-        for sku in touched:
-            kept = tuple(
-                k for k in self.by_sku.get(sku, ()) if (x := listings.get(k)) is not None and x.sku == sku
-            )
-            kept += tuple(k for k, x in fresh.items() if x.sku == sku and k not in kept)
+        remembered = {
+            listing_key(x): x for sku in skus for x in self.listings.get(sku, ()) if x.store == store
+        }
+        changed = sum(fresh.get(k) != x for k, x in remembered.items())
+        changed += sum(k not in remembered for k in fresh)
+        for sku in skus:
+            kept = tuple(x for x in self.listings.get(sku, ()) if x.store != store)
+            kept += tuple(x for x in fresh.values() if x.sku == sku)
             if kept:
-                self.by_sku[sku] = kept
+                self.listings[sku] = kept
             else:
-                self.by_sku.pop(sku, None)
+                self.listings.pop(sku, None)
         return changed
 
-    def acknowledge(self, key: SlotKey, quantity: int) -> None:
-        """The channel acknowledged `quantity` on a remembered slot."""
-        if key in self.listings:
-            self.listings[key] = replace(self.listings[key], quantity=quantity)
+    def acknowledge(self, key: SlotKey, sku: str, quantity: int) -> None:
+        """The channel acknowledged `quantity` on the remembered slot `key` of seller SKU `sku`."""
+        slots = self.listings.get(sku)
+        if slots is not None:
+            self.listings[sku] = tuple(
+                replace(x, quantity=quantity) if listing_key(x) == key else x for x in slots
+            )
 
 
 @dataclass(slots=True)

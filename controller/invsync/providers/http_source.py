@@ -8,6 +8,7 @@ that answers it with 404 simply does not list its locations.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from sys import intern
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,7 +37,8 @@ class _Locations(BaseModel):
 
 def _plain_page(source: str, body: bytes) -> tuple[list[StockRecord], str | None] | None:
     """A page whose every field already has its exact type, read without per-row validation (most
-    of a full read's CPU otherwise); None for anything else, which `_Page` then validates (it
+    of a full read's CPU otherwise), its SKUs and locations interned (the channels' slots share
+    them; the read is kept between syncs); None for anything else, which `_Page` then validates (it
     coerces what it may and names what it refuses)."""
     try:
         page = decode_json(body)
@@ -64,7 +66,7 @@ def _plain_page(source: str, body: bytes) -> tuple[list[StockRecord], str | None
             and type(enabled) is bool
         ):
             return None
-        add(StockRecord(source, location, sku, available, selling, enabled))
+        add(StockRecord(source, intern(location), intern(sku), available, selling, enabled))
     return records, cursor
 
 

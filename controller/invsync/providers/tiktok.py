@@ -380,15 +380,15 @@ class TikTokChannel:
         return True
 
     def _slots(self, product: dict[str, Any]) -> list[Listing]:
-        """A product's slots. Warehouse ids and statuses repeat on every slot: interned, each is held
-        once however many listings carry it (the read is kept between syncs)."""
+        """A product's slots. Warehouse ids and statuses repeat on every slot, seller SKUs on every
+        shop and in the sources: interned, each is held once (the read is kept between syncs)."""
         status = intern(str(product.get("status", "")))
         writable = status == WRITABLE_STATUS
         product_id = str(product["id"])
         store = self.store
         found: list[Listing] = []
         for sku in product.get("skus", []):
-            seller_sku, sku_id = str(sku.get("seller_sku", "")), str(sku["id"])
+            seller_sku, sku_id = intern(str(sku.get("seller_sku", ""))), str(sku["id"])
             for slot in sku.get("inventory", []):
                 warehouse = intern(str(slot["warehouse_id"]))
                 quantity = int(slot.get("quantity", 0))
