@@ -61,7 +61,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/mypy
 
 BENCH_OUT := bench/out
-BENCHES := plan platforms convergence latency steady
+BENCHES := plan platforms convergence latency steady read memory
 # `make bench BENCH_QUICK=1`: every benchmark at a small size, a check that they run (no figures to quote)
 ifdef BENCH_QUICK
 BENCH_ARGS_plan := --slots 10000 100000 --runs 1
@@ -69,6 +69,8 @@ BENCH_ARGS_platforms := --products 2000 --pushes 200
 BENCH_ARGS_convergence := --products 500 --runs 1
 BENCH_ARGS_latency := --changes 50 --runs 1
 BENCH_ARGS_steady := --rules 10 --listings 1000 --resyncs 2
+BENCH_ARGS_read := --listings 30000
+BENCH_ARGS_memory := --listings 100000
 endif
 
 .PHONY: bench
