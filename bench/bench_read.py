@@ -230,7 +230,7 @@ def main() -> None:
         + table(
             [
                 "listings (shops x products)",
-                "responses",
+                "search pages / bound (all responses)",
                 "read CPU",
                 "plan CPU",
                 "decode floor orjson (json)",
