@@ -87,7 +87,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/mypy
 
 BENCH_OUT := bench/out
-BENCHES := plan platforms convergence latency steady snapshot shopee lazada shopify_bulk
+BENCHES := plan platforms convergence latency steady read memory snapshot shopee lazada shopify_bulk
 # `make bench BENCH_QUICK=1`: every benchmark at a small size, a check that they run (no figures to quote)
 ifdef BENCH_QUICK
 BENCH_ARGS_plan := --slots 10000 100000 --runs 1
@@ -99,6 +99,8 @@ BENCH_ARGS_snapshot := --stores 2 --products 2000
 BENCH_ARGS_shopee := --items 500 --pushes 50
 BENCH_ARGS_shopify_bulk := --levels 20000
 BENCH_ARGS_lazada := --products 500
+BENCH_ARGS_read := --listings 30000
+BENCH_ARGS_memory := --listings 100000
 endif
 
 .PHONY: bench

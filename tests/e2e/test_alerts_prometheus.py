@@ -93,8 +93,10 @@ def manifests(sandbox_url: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def env(cluster: ControlPlane, namespace: str, kubectl: Kubectl, tmp_path: Path) -> Iterator[Env]:
-    """The operator authenticated as manifests/' ServiceAccount, not as the admin."""
+    """The operator authenticated as manifests/' ServiceAccount, not as the admin, in a namespace that
+    granted it its Secrets (manifests/tenant/, docs/security.md "Granting access")."""
     kubectl("apply", "-k", str(REPO_ROOT / "manifests" / "core"), check=True)
+    kubectl("apply", "-k", str(REPO_ROOT / "manifests" / "tenant"), "-n", namespace, check=True)
     as_operator = cluster.write_service_account_kubeconfig(
         "invsync-system", "invsync", tmp_path / "sa.kubeconfig"
     )

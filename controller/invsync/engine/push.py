@@ -14,13 +14,22 @@ from .records import Hold, Listing, PlanRow, ProductBatch, SlotUpdate
 def safety_hold(rows: Sequence[PlanRow], policy: SafetyPolicy) -> Hold | None:
     """Hold a plan that would zero too many listings that now show stock; None when it may go."""
     showing = [r for r in rows if r.live > 0]
-    zeroing = sorted((r.store, r.channel_warehouse_id, r.sku) for r in showing if r.desired == 0)
+    return hold_of(
+        len(showing), ((r.store, r.channel_warehouse_id, r.sku) for r in showing if r.desired == 0), policy
+    )
+
+
+def hold_of(showing: int, zeroing: Iterable[tuple[str, str, str]], policy: SafetyPolicy) -> Hold | None:
+    """safety_hold from its figures: rows showing stock, and (store, channel warehouse, SKU) of those
+    the plan zeroes."""
+    zeroed = list(zeroing)
     # The policy is a decimal in the manifest: compare exactly, as written.
-    limit = Fraction(str(policy.max_zero_fraction)) * len(showing)
-    if len(showing) < policy.min_listings or len(zeroing) <= limit:
+    limit = Fraction(str(policy.max_zero_fraction)) * showing
+    if showing < policy.min_listings or len(zeroed) <= limit:
         return None
-    digest = hashlib.sha256("\n".join("\t".join(k) for k in zeroing).encode()).hexdigest()
-    return Hold(id=digest[:16], zeroing=len(zeroing), of=len(showing))
+    zeroed.sort()
+    digest = hashlib.sha256("\n".join("\t".join(k) for k in zeroed).encode()).hexdigest()
+    return Hold(id=digest[:16], zeroing=len(zeroed), of=showing)
 
 
 def _priority(updates: Iterable[tuple[int, int]]) -> int:

@@ -7,7 +7,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..api import Store, SyncRule
 from ..engine import PlanRow, ProductBatch, push_batches
@@ -35,8 +35,10 @@ async def push(
     channels: Mapping[str, SalesChannel],
     shared: SharedMemory,
     progress: Progress,
+    listings: Iterable[Listing],
 ) -> Pushed:
-    """Push the due rows (nothing in DryRun or while suspended); remember what the channel acked."""
+    """Push the due rows (nothing in DryRun or while suspended); remember what the channel acked.
+    `listings`: the planned slots, where each changed SKU's other warehouses are found."""
     spec = rule.spec
     pushed = Pushed()
     if spec.push.mode == "Enforce" and not spec.suspend and due:
@@ -46,7 +48,7 @@ async def push(
             spec.push.order,
             channels,
             progress,
-            listings=state.listings.values(),
+            listings=listings,
             concurrency=concurrency,
         )
         for name in refused:
@@ -64,8 +66,8 @@ async def push(
     pushed.acked = time.monotonic()
     # Remember what the channel acknowledged as its new live value.
     for key, outcome in pushed.outcomes.items():
-        if outcome.ok and key in state.listings:
-            state.listings[key] = replace(state.listings[key], quantity=outcome.update.quantity)
+        if outcome.ok:
+            state.acknowledge(key, outcome.update.sku, outcome.update.quantity)
     return pushed
 
 

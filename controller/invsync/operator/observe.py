@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,7 +27,6 @@ from .state import (
     Problem,
     ReadState,
     SharedMemory,
-    SlotKey,
     Snapshot,
     listing_key,
 )
@@ -275,12 +274,12 @@ async def read_world(
     objects += [o for _, o in source_reads if o is not None]
 
     unready: set[str] = set()
-    stock: dict[tuple[str, str, str], StockRecord] = {}
+    stock: list[StockRecord] = []
     for sread in sources.values():
         if sread.problem is not None:
             problems.append(sread.problem)
         else:
-            stock.update({(r.source, r.location, r.sku): r for r in sread.records})
+            stock += sread.records
     for wname in wh_names:
         wh = snap.warehouses[wname]
         sread = sources[wh.spec.source_ref.name]
@@ -290,7 +289,7 @@ async def read_world(
             if problem.reason in (Reason.LOCATION_NOT_FOUND, Reason.LOCATION_INACTIVE):
                 problems.append(problem)
         objects.append(warehouse_status(wh, problem, sread.records))
-    listings: dict[SlotKey, Listing] = {}
+    listings: list[Listing] = []
     cw_status: dict[tuple[str, str], str] = {}
     channels: dict[str, SalesChannel] = {}
     read_ok: set[str] = set()
@@ -302,7 +301,7 @@ async def read_world(
         else:
             read_ok.add(name)
             cw_status.update({(name, w.id): w.effect_status for w in sread_store.warehouses})
-            listings.update({listing_key(x): x for x in sread_store.listings})
+            listings += sread_store.listings
         refused = shared.refusal(snap.stores[name])
         if refused is not None:
             problems.append(Problem(Reason.NOT_WHITELISTED, refused))
@@ -315,9 +314,9 @@ async def read_world(
                 len(sread_store.listings),
             )
         )
-    state = ReadState(
-        stock=stock,
-        listings=listings,
+    state = ReadState.of(
+        stock,
+        listings,
         unready=frozenset(unready),
         channel_warehouse_status=cw_status,
         problems=problems,
@@ -337,7 +336,7 @@ async def read_webhook_skus(
     store whose slots cannot be read is not pushed to (its other warehouses would ride along at
     remembered values)."""
     for rec in rows:
-        state.stock[(rec.source, rec.location, rec.sku)] = rec
+        state.put_stock(rec)
     channels = await _reopen_channels(snap, state, ports)
     names = sorted(channels)
     reads = await asyncio.gather(*(_read_slots(channels[n], skus) for n in names))
@@ -353,13 +352,8 @@ async def read_webhook_skus(
             )
             continue
         fresh = {listing_key(x): x for x in read if x.sku in skus}
-        remembered = [k for k, x in state.listings.items() if k[0] == name and x.sku in skus]
         live.read += len(fresh)
-        live.changed += sum(fresh.get(k) != state.listings[k] for k in remembered)
-        live.changed += sum(k not in state.listings for k in fresh)
-        for k in remembered:
-            del state.listings[k]
-        state.listings.update(fresh)
+        live.changed += state.replace_slots(name, skus, fresh)
     return channels, live
 
 
@@ -382,14 +376,15 @@ async def _reopen_channels(snap: Snapshot, state: ReadState, ports: Ports) -> di
     return channels
 
 
-def engine_world(snap: Snapshot, state: ReadState) -> World:
-    """What the engine plans on: the namespace's objects and what the last read found."""
+def engine_world(snap: Snapshot, state: ReadState, skus: Collection[str] | None = None) -> World:
+    """What the engine plans on: the namespace's objects and what the last read found (only the slots
+    and stock of `skus` when given: a SKU's slots depend on nothing else, docs/rules.md)."""
     return World(
         rules=list(snap.rules),
         stores=list(snap.stores.values()),
         warehouses=list(snap.warehouses.values()),
-        stock=list(state.stock.values()),
-        listings=list(state.listings.values()),
+        stock=state.all_stock() if skus is None else state.stock_of(skus),
+        listings=state.all_slots() if skus is None else state.slots_of(skus),
         unready_warehouses=state.unready,
         channel_warehouse_status=state.channel_warehouse_status,
     )

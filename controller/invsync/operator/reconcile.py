@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from ..api import SyncRule, parse_duration
-from ..engine import RulePlan, compute_plan, safety_hold
+from ..engine import Plan, RulePlan, compute_plan
 from ..engine.records import StockRecord
+from ..engine.tally import RuleTally
 from ..providers.base import SalesChannel
 from .act import push, settle
 from .observe import engine_world, read_webhook_skus, read_world
@@ -29,6 +29,7 @@ from .state import (
     SharedMemory,
     Snapshot,
     SyncReport,
+    slot_key,
 )
 
 
@@ -56,40 +57,74 @@ async def sync_rule(
     try:
         # observe: a webhook (`skus`) reads those SKUs' live slots, the rest is the last full read
         planned = skus if memory.last_read is not None else None
+        objects = _planned_with(snap)
+        # The tally of the rule's whole plan stays exact when a webhook sync takes out its SKUs' old
+        # plan and adds their new one, under the same objects. Unset meanwhile: a sync that raises
+        # leaves none half-updated, and the next one counts every slot again.
+        tally = memory.tally if planned is not None and memory.tally_config == objects else None
+        memory.tally = None
         live = LiveCheck()
+        before: Plan | None = None
         if planned is not None and memory.last_read is not None:
             state = memory.last_read
+            before = compute_plan(engine_world(snap, state, planned)) if tally is not None else None
             channels, live = await read_webhook_skus(state, webhook_rows, planned, snap, ports)
         else:
             state, channels = await read_world(rule, snap, ports, shared, now)
             memory.last_read, memory.full_read_at, memory.acknowledged_since = state, now, 0
-        world = engine_world(snap, state)
-        plan = compute_plan(world, skus=planned)
-        decision = _decide(rule, plan.rules[rule.name], memory, planned)
-        pushed = await push(rule, snap, state, decision.due, channels, shared, progress or no_progress)
+        world = engine_world(snap, state, planned)
+        plan = compute_plan(world)
+        rule_plan = plan.rules[rule.name]
+        if tally is None or before is None:  # a full sync, or the objects changed: count every slot
+            whole = rule_plan if planned is None else compute_plan(engine_world(snap, state)).rules[rule.name]
+            tally = RuleTally.of(whole, plan.rules)
+        else:
+            tally.add(before.rules[rule.name], -1)
+            tally.add(rule_plan)
+        decision = _decide(rule, rule_plan, tally, memory, planned)
+        if decision.hold is not None and planned is not None:
+            # a held plan holds every due row of the rule, not only the webhook's (rare: plan them all)
+            rule_plan = compute_plan(engine_world(snap, state)).rules[rule.name]
+            decision = _decide(rule, rule_plan, tally, memory, planned)
+        pushed = await push(
+            rule, snap, state, decision.due, channels, shared, progress or no_progress, world.listings
+        )
         memory.acknowledged_since += sum(o.ok for o in pushed.outcomes.values())
-        # Counts cover every slot of the rule: on a webhook sync, the full plan over the remembered read.
-        full = (
-            plan if planned is None else compute_plan(replace(world, listings=list(state.listings.values())))
-        )
-        return report(
-            rule, state, full.rules[rule.name], plan.allocation, decision, pushed, memory, live, now
-        )
+        for row in decision.due:
+            outcome = pushed.outcomes.get(slot_key(row))
+            if outcome is not None and outcome.ok:
+                tally.relive(row, outcome.update.quantity)
+        memory.tally, memory.tally_config = tally, objects
+        return report(rule, state, rule_plan, tally, plan.allocation, decision, pushed, memory, live, now)
     finally:
         await asyncio.gather(*(c.aclose() for c in channels.values()), return_exceptions=True)
 
 
-def _decide(rule: SyncRule, rule_plan: RulePlan, memory: RuleMemory, skus: frozenset[str] | None) -> Decision:
-    """The plan step after the engine: what is due now, what settles, what the safety hold stops."""
+def _planned_with(snap: Snapshot) -> tuple[object, ...]:
+    """What a plan depends on besides the read: every rule's name, age and spec, every Store's and
+    Warehouse's name, labels and spec (status writes change none of them)."""
+    return (
+        tuple((r.name, r.metadata.creation_timestamp, r.spec) for r in snap.rules),
+        tuple((s.name, s.metadata.labels, s.spec) for s in snap.stores.values()),
+        tuple((w.name, w.metadata.labels, w.spec) for w in snap.warehouses.values()),
+    )
+
+
+def _decide(
+    rule: SyncRule, rule_plan: RulePlan, tally: RuleTally, memory: RuleMemory, skus: frozenset[str] | None
+) -> Decision:
+    """The plan step after the engine: what is due now, what settles, what the safety hold (over the
+    rule's whole plan, `tally`) stops."""
     spec = rule.spec
-    rows = list(rule_plan.rows)
+    rows, listings = rule_plan.rows, rule_plan.rows.listings
+    differing = [rows[k] for k, (i, desired) in enumerate(rows.slots()) if listings[i].quantity != desired]
     due, settling_for = settle(
-        [r for r in rows if r.live != r.desired],
+        differing,
         memory,
         skus,
         parse_duration(spec.push.increase_settle).total_seconds(),
     )
-    hold = safety_hold(rows, spec.safety)
+    hold = tally.safety_hold(spec.safety)
     if hold is not None and rule.metadata.annotations.get(APPROVE_HOLD) != hold.id:
         return Decision([], due, hold, settling_for)
     return Decision(due, [], None, settling_for)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
 from ..api import SyncRule
-from ..engine import Hold, RulePlan
+from ..engine import Hold, PlanRow, RulePlan
+from ..engine.tally import RuleTally
 from ..providers.base import PushOutcome
 from .act import Pushed
 from .conditions import CONFLICT, OVERSELL_RISK, READY, RECONCILING, STALLED, Cond, merge, rfc3339
@@ -27,7 +28,6 @@ from .state import (
     SlotKey,
     SyncCounts,
     SyncReport,
-    slot_key,
 )
 
 
@@ -35,6 +35,7 @@ def report(
     rule: SyncRule,
     state: ReadState,
     plan: RulePlan,
+    tally: RuleTally,
     allocation: Mapping[str, Fraction],
     decision: Decision,
     pushed: Pushed,
@@ -42,7 +43,8 @@ def report(
     live: LiveCheck,
     now: datetime,
 ) -> SyncReport:
-    """The rule's new status, the Events to post and the counts, from the full plan and the pushes."""
+    """The rule's new status, the Events to post and the counts, from the tally of the rule's whole plan
+    (the pushes acknowledged included) and the pushes; `plan` is this sync's (a webhook's SKUs only)."""
     spec = rule.spec
     outcomes = pushed.outcomes
     problems = [*state.problems, *live.problems, *pushed.problems]
@@ -66,7 +68,7 @@ def report(
                 f"set annotation {APPROVE_HOLD}={hold.id} to release it",
             )
         )
-    counts = _count(plan, {slot_key(r) for r in decision.held_rows}, outcomes)
+    counts = _count(plan.selection.stores, tally, decision.held_rows, outcomes)
     for store_name, c in counts.items():
         if c.failed:
             first = next(o.message for k, o in outcomes.items() if k[0] == store_name and not o.ok)
@@ -95,12 +97,13 @@ def report(
             Reason.CONFLICT,
             f"{c.count} SKUs on Store {c.store} are owned by older SyncRule {c.owner}",
         )
-        for c in plan.conflicts
+        for c in tally.conflict_list()
     ]
+    holds = tally.held_slots()
     problems += [
-        Problem(Reason.DUPLICATE_LOCATION, h.message) for h in plan.holds if h.cause == "duplicateLocation"
+        Problem(Reason.DUPLICATE_LOCATION, h.message) for h in holds if h.cause == "duplicateLocation"
     ]
-    not_pushed = sum(plan.held.values())
+    not_pushed = sum(h.count for h in holds)
     if not_pushed and problems:
         problems.append(
             Problem(
@@ -112,14 +115,16 @@ def report(
         Event(
             "Warning", Reason.NOT_WRITABLE, f"{n.count} listings of Store {n.store} not managed: {n.reason}"
         )
-        for n in plan.not_writable
+        for n in tally.not_writable_list()
     ]
     events += [Event("Warning", p.reason, p.message) for p in problems]
     pushing = spec.push.mode == "Enforce" and not spec.suspend
     acknowledged = memory.acknowledged_since
 
     def rule_status(read_time: str) -> dict[str, Any]:
-        conds = _rule_conditions(rule, problems, counts, plan, hold, pushing, live, read_time, acknowledged)
+        conds = _rule_conditions(
+            rule, problems, counts, plan, tally, hold, pushing, live, read_time, acknowledged
+        )
         return _rule_status(rule, conds, counts, hold, now, read_time, acknowledged)
 
     status = rule_status(rfc3339(memory.full_read_at or now))
@@ -172,42 +177,27 @@ def _kept_read_time(rule: SyncRule, acknowledged: int, now: datetime) -> str | N
 
 
 def _count(
-    plan: RulePlan, safety_held: Collection[SlotKey], outcomes: Mapping[SlotKey, PushOutcome]
+    stores: Iterable[str],
+    tally: RuleTally,
+    safety_held: Iterable[PlanRow],
+    outcomes: Mapping[SlotKey, PushOutcome],
 ) -> dict[str, SyncCounts]:
-    """Per-store counts after the sync: `drifted` is what still differs once the pushes are done."""
-    counts = {s: SyncCounts() for s in plan.selection.stores}
-    # what the rule leaves alone comes straight from the plan (plan.counts() would walk every row again)
-    for store, n in plan.unmatched.items():
-        counts.setdefault(store, SyncCounts()).unmatched = n
-    for held in plan.holds:
-        c = counts.setdefault(held.store, SyncCounts())
-        c.held += held.count
-        c.listings += held.count
-    for conflict in plan.conflicts:
-        counts.setdefault(conflict.store, SyncCounts()).conflicted += conflict.count
-    for unwritable in plan.not_writable:
-        counts.setdefault(unwritable.store, SyncCounts()).not_writable += unwritable.count
-    for row in plan.rows:
-        key = slot_key(row)
-        c = counts.setdefault(row.store, SyncCounts())
-        c.listings += 1
-        if key in safety_held:
-            c.held += 1
-            c.drift_units += abs(row.desired - row.live)
-            continue
-        outcome = outcomes.get(key)
-        live = row.live
-        if outcome is not None:
-            if outcome.ok:
-                c.pushed += 1
-                live = outcome.update.quantity
-            else:
-                c.failed += 1
-        if live == row.desired:
-            c.in_sync += 1
+    """Per-store counts after the sync: the tally's (`drifted` is what still differs once the pushes
+    are done), with the rows an unapproved safety hold stopped counted as held."""
+    counts = {
+        store: SyncCounts(**asdict(c), drift_units=tally.drift_units[store])
+        for store, c in tally.counts(stores).items()
+    }
+    for row in safety_held:
+        c = counts[row.store]
+        c.held += 1
+        c.drifted -= 1
+    for (store, _, _, _), outcome in outcomes.items():
+        c = counts.setdefault(store, SyncCounts())
+        if outcome.ok:
+            c.pushed += 1
         else:
-            c.drifted += 1
-            c.drift_units += abs(row.desired - live)
+            c.failed += 1
     return counts
 
 
@@ -219,13 +209,14 @@ def _rule_conditions(
     problems: Sequence[Problem],
     counts: Mapping[str, SyncCounts],
     plan: RulePlan,
+    tally: RuleTally,
     hold: Hold | None,
     pushing: bool,
     live: LiveCheck,
     read_time: str,
     acknowledged: int,
 ) -> list[Cond]:
-    conflicts, oversell = plan.conflicts, plan.oversell_risk
+    conflicts, oversell, not_writable = tally.conflict_list(), plan.oversell_risk, tally.not_writable_list()
     listings = sum(c.listings for c in counts.values())
     in_sync = sum(c.in_sync for c in counts.values())
     drifted = sum(c.drifted for c in counts.values())
@@ -262,8 +253,8 @@ def _rule_conditions(
             Reason.SYNCED,
             f"{in_sync} of {listings} listings in sync (read {read_time}, {pushes} acknowledged since)",
         )
-    if plan.not_writable:
-        text = "; ".join(f"{n.count} on Store {n.store} ({n.reason})" for n in plan.not_writable)
+    if not_writable:
+        text = "; ".join(f"{n.count} on Store {n.store} ({n.reason})" for n in not_writable)
         ready = replace(ready, message=f"{ready.message}; not managed, not writable: {text}")
     conds = [ready]
     if live.reread:
@@ -283,7 +274,7 @@ def _rule_conditions(
             "warehouses allocated above 100%: "
             + ", ".join(f"{w} at {float(r):.2f}" for w, r in sorted(oversell.items()))
         )
-    for store, skus in plan.duplicate_skus.items():
+    for store, skus in tally.duplicate_skus().items():
         named = ", ".join(skus[:DUPLICATES_NAMED]) + (", ..." if len(skus) > DUPLICATES_NAMED else "")
         risks.append(
             f"{len(skus)} seller SKUs on more than one product of Store {store}, each showing the SKU's "

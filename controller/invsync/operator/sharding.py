@@ -1,7 +1,7 @@
 """Shards discovered from the cluster: the StatefulSet's replica count is the shard count, its pods are
-the peers webhook deliveries are relayed to, and a SyncRule is acted on
-only by the replica holding its claim (a coordination.k8s.io Lease), so a change of the replica count
-never has two replicas pushing for one rule (docs/operations.md, "Sharding").
+the peers webhook deliveries are relayed to, and a SyncRule is acted on only by the replica holding
+its claim (a coordination.k8s.io Lease), so a change of the replica count never has two replicas
+pushing for one rule (docs/operations.md, "Sharding").
 
 Liveness is one Lease per replica, renewed every tick; a rule's claim names its holder and stays valid
 while the holder's replica Lease is renewed. Claims are written only when a rule moves, so the API

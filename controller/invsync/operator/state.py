@@ -7,8 +7,8 @@ against the real providers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal, Protocol
@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 from ..api import InventorySource, Store, SyncRule, Warehouse
 from ..engine import Hold, PlanCounts, PlanRow
 from ..engine.records import Listing, StockRecord
+from ..engine.tally import RuleTally
 from ..providers.base import InventorySourceProvider, SalesChannel
 from .conditions import Cond
 
@@ -95,15 +96,90 @@ class SyncCounts(PlanCounts):
 @dataclass(slots=True)
 class ReadState:
     """What the last full read found, with the pushes acknowledged since and the slots webhook syncs
-    read live since; a webhook-triggered sync re-plans against it."""
+    read live since; a webhook-triggered sync re-plans against it. Kept by seller SKU (a webhook sync
+    finds its SKUs' slots and stock at once) and with nothing per slot but the Listing itself: a
+    million-listing rule keeps its read between syncs (docs/operations.md, "Sizing")."""
 
-    stock: dict[tuple[str, str, str], StockRecord]
-    listings: dict[SlotKey, Listing]
+    stock: dict[str, tuple[StockRecord, ...]]  # seller SKU -> its records, one per (source, location)
+    listings: dict[str, tuple[Listing, ...]]  # seller SKU -> its slots, in read order
     unready: frozenset[str]
     channel_warehouse_status: dict[tuple[str, str], str]
     problems: list[Problem]
     objects: list[ObjectStatus]
     read_stores: frozenset[str]
+
+    @classmethod
+    def of(
+        cls,
+        stock: Iterable[StockRecord],
+        listings: Iterable[Listing],
+        **rest: Any,
+    ) -> ReadState:
+        """From a read's records and slots; a later one for the same (source, location) or slot wins."""
+        state = cls({}, {}, **rest)
+        for record in stock:
+            state.put_stock(record)
+        slots = state.listings
+        seen: set[SlotKey] = set()  # this store's so far: only while reading (slots arrive by store)
+        store = None
+        for x in listings:
+            if x.store != store:
+                store, seen = x.store, set()
+            key = listing_key(x)
+            same = slots.get(x.sku, ())
+            if key in seen:
+                slots[x.sku] = tuple(x if listing_key(y) == key else y for y in same)
+            else:
+                seen.add(key)
+                slots[x.sku] = (*same, x)
+        return state
+
+    def all_slots(self) -> list[Listing]:
+        return [x for slots in self.listings.values() for x in slots]
+
+    def all_stock(self) -> list[StockRecord]:
+        return [r for records in self.stock.values() for r in records]
+
+    def slots_of(self, skus: Iterable[str]) -> list[Listing]:
+        """The remembered slots of `skus`, SKU by SKU (sorted), each SKU's in read order."""
+        return [x for sku in sorted(skus) for x in self.listings.get(sku, ())]
+
+    def stock_of(self, skus: Iterable[str]) -> list[StockRecord]:
+        return [r for sku in sorted(skus) for r in self.stock.get(sku, ())]
+
+    def put_stock(self, record: StockRecord) -> None:
+        """Remember `record` in place of the SKU's record at the same (source, location), if any."""
+        same = self.stock.get(record.sku, ())
+        place = (record.source, record.location)
+        if any((r.source, r.location) == place for r in same):
+            self.stock[record.sku] = tuple(record if (r.source, r.location) == place else r for r in same)
+        else:
+            self.stock[record.sku] = (*same, record)
+
+    def replace_slots(self, store: str, skus: Collection[str], fresh: Mapping[SlotKey, Listing]) -> int:
+        """Put `fresh` (a live read of `skus` in `store`) in place of the remembered slots of those SKUs
+        there; returns how many slots differ from what was remembered (changed, gone or new)."""
+        remembered = {
+            listing_key(x): x for sku in skus for x in self.listings.get(sku, ()) if x.store == store
+        }
+        changed = sum(fresh.get(k) != x for k, x in remembered.items())
+        changed += sum(k not in remembered for k in fresh)
+        for sku in skus:
+            kept = tuple(x for x in self.listings.get(sku, ()) if x.store != store)
+            kept += tuple(x for x in fresh.values() if x.sku == sku)
+            if kept:
+                self.listings[sku] = kept
+            else:
+                self.listings.pop(sku, None)
+        return changed
+
+    def acknowledge(self, key: SlotKey, sku: str, quantity: int) -> None:
+        """The channel acknowledged `quantity` on the remembered slot `key` of seller SKU `sku`."""
+        slots = self.listings.get(sku)
+        if slots is not None:
+            self.listings[sku] = tuple(
+                replace(x, quantity=quantity) if listing_key(x) == key else x for x in slots
+            )
 
 
 @dataclass(slots=True)
@@ -117,6 +193,10 @@ class RuleMemory:
     acknowledged_since: int = 0
     first_seen: dict[SlotKey, tuple[str, int, float]] = field(default_factory=dict)  # sku, desired, since
     arrivals: dict[str, float] = field(default_factory=dict)  # SKU -> monotonic webhook arrival
+    # The rule's plan summed up over last_read (pushes acknowledged included), and the objects it was
+    # planned with: a webhook sync under the same objects updates it for its SKUs only.
+    tally: RuleTally | None = None
+    tally_config: object = None
 
 
 @dataclass(slots=True)

@@ -8,13 +8,14 @@ that answers it with 404 simply does not list its locations.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from sys import intern
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engine.records import Location, StockRecord
 from .base import AuthError, PartialReadError, ProviderError
-from .transport import RetryPolicy, Transport
+from .transport import RetryPolicy, Transport, decode_json
 from .webhooks import StockItem, parse_generic
 
 PLATFORM = "http"
@@ -32,6 +33,41 @@ class _Locations(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     locations: list[Location]
+
+
+def _plain_page(source: str, body: bytes) -> tuple[list[StockRecord], str | None] | None:
+    """A page whose every field already has its exact type, read without per-row validation (most
+    of a full read's CPU otherwise), its SKUs and locations interned (the channels' slots share
+    them; the read is kept between syncs); None for anything else, which `_Page` then validates (it
+    coerces what it may and names what it refuses)."""
+    try:
+        page = decode_json(body)
+    except ValueError:
+        return None
+    if not isinstance(page, dict):
+        return None
+    items, cursor = page.get("items"), page.get("nextCursor")
+    if not isinstance(items, list) or not (cursor is None or type(cursor) is str) or "next_cursor" in page:
+        return None
+    records: list[StockRecord] = []
+    add = records.append
+    for item in items:
+        if type(item) is not dict or "continue_selling" in item:  # the field's name, also accepted
+            return None
+        sku, location, available = item.get("sku"), item.get("location"), item.get("available")
+        selling, enabled = item.get("continueSelling", False), item.get("enabled", True)
+        if not (
+            type(sku) is str
+            and sku
+            and type(location) is str
+            and location
+            and type(available) is int
+            and type(selling) is bool
+            and type(enabled) is bool
+        ):
+            return None
+        add(StockRecord(source, intern(location), intern(sku), available, selling, enabled))
+    return records, cursor
 
 
 class HttpSource:
@@ -98,18 +134,23 @@ class HttpSource:
                         PartialReadError, "inventory", f"page {pages + 1} failed, nothing read: {exc}"
                     ) from exc
                 pages += 1
-                records += [item.record(self.name) for item in page.items]
-                if not page.next_cursor:
+                items, next_cursor = page
+                records += items
+                if not next_cursor:
                     break
-                cursor = page.next_cursor
+                cursor = next_cursor
         return records
 
-    async def _page(self, params: Mapping[str, str]) -> _Page:
+    async def _page(self, params: Mapping[str, str]) -> tuple[list[StockRecord], str | None]:
         response = await self._get("inventory", "/v1/inventory", params)
         if response.status_code != 200:
             raise self.transport.error(ProviderError, "inventory", f"HTTP {response.status_code}")
+        fast = _plain_page(self.name, response.content)
+        if fast is not None:
+            return fast
         try:
-            return _Page.model_validate_json(response.content)
+            page = _Page.model_validate_json(response.content)
+            return [item.record(self.name) for item in page.items], page.next_cursor
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

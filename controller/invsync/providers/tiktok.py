@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from sys import intern
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ import httpx
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
-from .transport import RetryPolicy, Transport, shared_bucket
+from .transport import RetryPolicy, Transport, decode_json, shared_bucket
 
 log = logging.getLogger("invsync.providers.tiktok")
 
@@ -94,7 +95,7 @@ class Credentials:
 
 def _code(response: httpx.Response) -> int | None:
     try:
-        body = response.json()
+        body = decode_json(response.content)
     except ValueError:
         return None
     code = body.get("code") if isinstance(body, dict) else None
@@ -200,7 +201,7 @@ class TikTokChannel:
                 operation, lambda: self._build(method, path, query or {}, payload), hint=_rate_limit_hint
             )
             try:
-                envelope = response.json()
+                envelope = decode_json(response.content)
             except ValueError:
                 raise self.transport.error(
                     ProviderError, operation, f"HTTP {response.status_code}: response is not JSON"
@@ -261,7 +262,7 @@ class TikTokChannel:
             "token_refresh", lambda: self.transport.client.build_request("GET", url, params=params)
         )
         try:
-            envelope = response.json()
+            envelope = decode_json(response.content)
             data = envelope["data"] if envelope.get("code") == CODE_OK else None
             token = data["access_token"] if isinstance(data, dict) else None
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -379,21 +380,22 @@ class TikTokChannel:
         return True
 
     def _slots(self, product: dict[str, Any]) -> list[Listing]:
-        status = str(product.get("status", ""))
-        return [
-            Listing(
-                store=self.store,
-                sku=str(sku.get("seller_sku", "")),
-                product_id=str(product["id"]),
-                sku_id=str(sku["id"]),
-                channel_warehouse_id=str(slot["warehouse_id"]),
-                quantity=int(slot.get("quantity", 0)),
-                status=status,
-                writable=status == WRITABLE_STATUS,
-            )
-            for sku in product.get("skus", [])
-            for slot in sku.get("inventory", [])
-        ]
+        """A product's slots. Warehouse ids and statuses repeat on every slot, seller SKUs on every
+        shop and in the sources: interned, each is held once (the read is kept between syncs)."""
+        status = intern(str(product.get("status", "")))
+        writable = status == WRITABLE_STATUS
+        product_id = str(product["id"])
+        store = self.store
+        found: list[Listing] = []
+        for sku in product.get("skus", []):
+            seller_sku, sku_id = intern(str(sku.get("seller_sku", ""))), str(sku["id"])
+            for slot in sku.get("inventory", []):
+                warehouse = intern(str(slot["warehouse_id"]))
+                quantity = int(slot.get("quantity", 0))
+                found.append(
+                    Listing(store, seller_sku, product_id, sku_id, warehouse, quantity, status, writable)
+                )
+        return found
 
     async def _live_inventory(self, sku_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """sku id -> warehouse id -> available quantity, as TikTok holds it now."""
