@@ -37,6 +37,7 @@ from invsync.providers import (
     RetryPolicy,
     TokenPair,
     build_channel,
+    tokens,
 )
 from invsync.providers import lazada as lz
 from invsync.sandbox.server import Sandbox, SandboxThread
@@ -344,8 +345,8 @@ async def test_a_rotated_pair_is_written_to_the_secret_and_used_after_a_restart(
         and stored["app_secret"] == APP_SECRET
     )
     assert int(stored[ACCESS_TOKEN_EXPIRE_IN]) > time.time() + 29 * 86400
-    restarted = build_channel(the_store, stored, retry=FAST)  # a new process: nothing in memory counts
-    restarted._token_key = ("elsewhere", "", "")  # type: ignore[attr-defined]
+    tokens._NEWEST.clear()  # a new process: nothing in memory counts
+    restarted = build_channel(the_store, stored, retry=FAST)
     assert len(await restarted.list_warehouses()) == 2
     seller.expire_at = time.time() - 1  # and once more: the stored refresh token is the live one
     restarted.creds.access_token_expire_in = 0

@@ -37,6 +37,7 @@ from invsync.providers import (
     RetryPolicy,
     TokenPair,
     build_channel,
+    tokens,
 )
 from invsync.providers import shopee as sp
 from invsync.sandbox.server import Sandbox, SandboxThread
@@ -452,7 +453,7 @@ async def test_a_rotated_pair_is_written_to_the_stores_secret_and_used_after_a_r
     assert stored is not None and stored["partner_key"] == PARTNER_KEY
     assert (stored["access_token"], stored["refresh_token"]) == (shop.access_token, shop.refresh_token)
     assert stored["refresh_token"] != REFRESH and int(stored[ACCESS_TOKEN_EXPIRE_IN]) > time.time() + 3 * 3600
-    sp._REFRESHED.clear()  # a new process: nothing in memory counts
+    tokens._NEWEST.clear()  # a new process: nothing in memory counts
     shop.expire_in = int(time.time()) - 1  # and four hours later
     restarted = KubePorts(kube).channel(the_store, stored)
     assert len(await restarted.list_listings()) == 5

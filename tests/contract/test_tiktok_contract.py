@@ -33,6 +33,7 @@ from invsync.providers import (
     PartialReadError,
     TokenPair,
     build_channel,
+    tokens,
 )
 from invsync.providers import tiktok as tt
 from invsync.sandbox.common import cursor
@@ -315,8 +316,8 @@ async def test_a_refreshed_pair_is_written_to_the_stores_secret(
     assert (
         int(stored[ACCESS_TOKEN_EXPIRE_IN]) > time.time() + 6 * 86400 and stored["app_secret"] == APP_SECRET
     )
-    restarted = build_channel(the_store, stored, retry=FAST)  # a new process: nothing in memory counts
-    restarted._token_key = ("elsewhere", "", "")  # type: ignore[attr-defined]
+    tokens._NEWEST.clear()  # a new process: nothing in memory counts
+    restarted = build_channel(the_store, stored, retry=FAST)
     assert len(await restarted.list_warehouses()) == 3
     await restarted.aclose()
     assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 1

@@ -27,7 +27,8 @@ from .lazada import LazadaChannel
 from .shopee import Credentials as ShopeeCredentials
 from .shopee import ShopeeChannel
 from .shopify import ShopifySource
-from .tiktok import Credentials, TikTokChannel, TokenPair, TokenSink
+from .tiktok import Credentials, TikTokChannel
+from .tokens import TokenPair, TokenSink
 from .transport import RetryPolicy
 
 __all__ = [

@@ -23,7 +23,7 @@ import httpx
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, PartialReadError, ProviderError, PushOutcome
-from .tiktok import TokenPair, TokenSink
+from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, shared_bucket
 
 log = logging.getLogger("invsync.providers.lazada")
@@ -97,12 +97,6 @@ class Credentials:
     access_token_expire_in: int = 0  # unix time; 0: unknown (refreshed when Lazada refuses it)
 
 
-# The newest refreshed pair of a seller, by (endpoint, app key, the Secret's access token): the refresh
-# token is single-use, so clients of one seller must share the pair one of them received.
-_REFRESHED: dict[tuple[str, str, str], TokenPair] = {}
-_REFRESH_LOCKS: dict[tuple[int, tuple[str, str, str]], asyncio.Lock] = {}  # by event loop, then key
-
-
 def _rate_limit_hint(response: httpx.Response) -> float | None:
     """Lazada answers its rate limit (901, ApiCallLimit) in the envelope: retry it in the next second."""
     if response.status_code == 429 or response.status_code >= 500:
@@ -136,9 +130,7 @@ class LazadaChannel:
     ) -> None:
         self.store = store
         self.endpoint = endpoint.rstrip("/")
-        self._token_key = (self.endpoint, credentials.app_key, credentials.access_token)
         self.creds = replace(credentials)
-        self._on_refresh = on_refresh
         host = urlsplit(self.endpoint).hostname or ""
         self.auth_endpoint = AUTH_ENDPOINT if host in API_HOSTS else self.endpoint
         self.transport = Transport(
@@ -155,8 +147,16 @@ class LazadaChannel:
         )
         self._warehouses: list[ChannelWarehouse] | None = None
         self._writes = _Writes(self._update)
-        if self._token_key in _REFRESHED:
-            self._use(_REFRESHED[self._token_key])
+        # the refresh token is single-use: every client of the seller must take the new pair
+        self.tokens = SharedTokens(
+            (PLATFORM, self.endpoint, credentials.app_key, credentials.access_token),
+            platform=PLATFORM,
+            store=store,
+            use=self._use,
+            sink=on_refresh,
+            redact=self.transport.redactor.redact,
+            single_use=True,
+        )
 
     async def aclose(self) -> None:
         await self._writes.aclose()
@@ -205,9 +205,10 @@ class LazadaChannel:
         """One API call; returns the envelope (code "0" or a refusal the caller judges) once auth and
         token refresh are dealt with: before expiry when the expiry is known, else on IllegalAccessToken
         (Lazada's code for an expired token too)."""
+        await self.tokens.save_pending()
         refreshed = False
         if self._expiring():
-            await self._refresh(expired=self.creds.access_token)
+            await self.tokens.refresh(self.creds.access_token, self._exchange)
             refreshed = True
         while True:
             response = await self.transport.send(
@@ -218,7 +219,7 @@ class LazadaChannel:
             envelope = self._envelope(operation, response)
             code = envelope["code"]
             if code == CODE_ACCESS_TOKEN and self.creds.refresh_token and not refreshed:
-                await self._refresh(expired=self.creds.access_token)
+                await self.tokens.refresh(self.creds.access_token, self._exchange)
                 refreshed = True
                 continue
             if code in AUTH_CODES or response.status_code in (401, 403):
@@ -247,31 +248,6 @@ class LazadaChannel:
         code = str(envelope.get("code"))
         message = f"{envelope.get('message', '')} (code {code}, {envelope.get('type', 'ISV')})"
         return self.transport.error(ProviderError, operation, message, code)
-
-    async def _refresh(self, expired: str) -> None:
-        """Exchange the single-use refresh token for a new pair, shared with every client of the
-        seller in this process. The pair goes to the token sink before it is used: the old refresh
-        token is spent, so a pair not stored would lock the seller out at the next restart."""
-        key = (id(asyncio.get_running_loop()), self._token_key)
-        async with _REFRESH_LOCKS.setdefault(key, asyncio.Lock()):
-            newest = _REFRESHED.get(self._token_key)
-            if newest is not None and newest.access_token != expired:
-                self._use(newest)
-                return
-            pair = await self._exchange()
-            _REFRESHED[self._token_key] = pair
-            if self._on_refresh is not None:
-                try:
-                    await self._on_refresh(pair)
-                except Exception as exc:  # the old pair is spent: using the new one is all that is left
-                    log.error(
-                        "lazada store %s: refreshed token not saved (%s: %s); after a restart the seller "
-                        "must authorize the app again",
-                        self.store,
-                        type(exc).__name__,
-                        self.transport.redactor.redact(str(exc)),
-                    )
-            self._use(pair)
 
     async def _exchange(self) -> TokenPair:
         url = self.auth_endpoint + REFRESH_PATH

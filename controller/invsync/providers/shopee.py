@@ -20,7 +20,7 @@ import httpx
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, PartialReadError, ProviderError, PushOutcome
-from .tiktok import TokenPair, TokenSink
+from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, shared_bucket
 
 log = logging.getLogger("invsync.providers.shopee")
@@ -92,12 +92,6 @@ class Credentials:
     access_token_expire_in: int = 0  # unix time; 0: unknown (refreshed once Shopee refuses the token)
 
 
-# The newest refreshed pair of a shop, by (endpoint, shop id, the Secret's access token), shared by every
-# client of the shop in this process: a refresh spends the refresh token, so a client holding the old
-# one could never refresh again. A pair the token sink has not stored yet is in _UNSAVED.
-_REFRESHED: dict[tuple[str, int, str], TokenPair] = {}
-_UNSAVED: set[tuple[str, int, str]] = set()
-_REFRESH_LOCKS: dict[tuple[int, tuple[str, int, str]], asyncio.Lock] = {}  # by event loop, then key
 # Item ids of each seller SKU, from the last full read of a shop (any client's), by (endpoint, shop id):
 # Shopee has no search by model SKU, so a read of a few SKUs reads the items they were last seen in.
 _ITEMS_OF_SKU: dict[tuple[str, int], dict[str, set[int]]] = {}
@@ -136,9 +130,7 @@ class ShopeeChannel:
         self.store = store
         self.endpoint = endpoint.rstrip("/")
         self.shop_id = shop_id
-        self._token_key = (self.endpoint, shop_id, credentials.access_token)
         self.creds = replace(credentials)
-        self._on_refresh = on_refresh
         self.transport = Transport(
             PLATFORM,
             secrets=(credentials.partner_key, credentials.access_token, credentials.refresh_token),
@@ -146,8 +138,16 @@ class ShopeeChannel:
             limit=shared_bucket(f"{self.endpoint}|shopee|{shop_id}", rate, burst),
             retry=retry,
         )
-        if self._token_key in _REFRESHED:
-            self._use(_REFRESHED[self._token_key])
+        # a refresh spends the refresh token: every client of the shop must take the new pair
+        self.tokens = SharedTokens(
+            (PLATFORM, self.endpoint, shop_id, credentials.access_token),
+            platform=PLATFORM,
+            store=store,
+            use=self._use,
+            sink=on_refresh,
+            redact=self.transport.redactor.redact,
+            single_use=True,
+        )
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -198,10 +198,10 @@ class ShopeeChannel:
         """One API call; returns the envelope (empty ``error`` or a refusal the caller judges) once the
         credentials are dealt with: refreshed before expiry when it is known, else when Shopee refuses
         the access token."""
-        await self._save_pending()
+        await self.tokens.save_pending()
         refreshed = False
         if self._expiring():
-            await self._refresh(expired=self.creds.access_token)
+            await self.tokens.refresh(self.creds.access_token, self._exchange)
             refreshed = True
         while True:
             response = await self.transport.send(
@@ -224,7 +224,7 @@ class ShopeeChannel:
                 and self.creds.refresh_token
                 and not refreshed
             ):
-                await self._refresh(expired=self.creds.access_token)
+                await self.tokens.refresh(self.creds.access_token, self._exchange)
                 refreshed = True
                 continue
             if credentials_refused(error, message) or response.status_code == 401:
@@ -232,47 +232,6 @@ class ShopeeChannel:
                     AuthError, operation, f"refused credentials: {message} ({error})", error
                 )
             return envelope
-
-    async def _refresh(self, expired: str) -> None:
-        """Spend the refresh token for a new pair: handed to the token sink before any call uses it (the
-        old refresh token is dead from now on, so the pair must outlive this process), then shared with
-        every client of the shop here; one refresh at a time per shop, none when another client already
-        replaced the `expired` token."""
-        key = (id(asyncio.get_running_loop()), self._token_key)
-        async with _REFRESH_LOCKS.setdefault(key, asyncio.Lock()):
-            newest = _REFRESHED.get(self._token_key)
-            if newest is not None and newest.access_token != expired:
-                self._use(newest)
-                return
-            pair = await self._exchange()
-            _REFRESHED[self._token_key] = pair
-            _UNSAVED.add(self._token_key)
-            self._use(pair)
-            await self._save_pending(locked=True)
-
-    async def _save_pending(self, locked: bool = False) -> None:
-        """Hand the shop's newest pair to the token sink if it has not taken it yet; a failure is logged
-        and retried on the next call (the pair keeps working in this process meanwhile)."""
-        if self._token_key not in _UNSAVED or self._on_refresh is None:
-            return
-        if not locked:
-            key = (id(asyncio.get_running_loop()), self._token_key)
-            async with _REFRESH_LOCKS.setdefault(key, asyncio.Lock()):
-                await self._save_pending(locked=True)
-            return
-        pair = _REFRESHED[self._token_key]
-        try:
-            await self._on_refresh(pair)
-        except Exception as exc:  # retried before the next call; the pair works here either way
-            log.error(
-                "shopee store %s: refreshed token not saved (%s: %s); Shopee refresh tokens are single-use: "
-                "a restart before it is saved needs the shop to authorize again; retried next call",
-                self.store,
-                type(exc).__name__,
-                self.transport.redactor.redact(str(exc)),
-            )
-            return
-        _UNSAVED.discard(self._token_key)
 
     async def _exchange(self) -> TokenPair:
         body = {

@@ -6,13 +6,12 @@ and marks the few choices made where no page says.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from sys import intern
 from typing import Any
@@ -22,6 +21,7 @@ import httpx
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
+from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, decode_json, shared_bucket
 
 log = logging.getLogger("invsync.providers.tiktok")
@@ -62,26 +62,6 @@ def sign(app_secret: str, path: str, params: Mapping[str, str], body: bytes = b"
     pairs = "".join(f"{k}{params[k]}" for k in sorted(params) if k not in SIGN_EXCLUDED)
     message = app_secret.encode() + path.encode() + pairs.encode() + body + app_secret.encode()
     return hmac.new(app_secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    """A refreshed access token, its refresh token and when the access token expires (unix time)."""
-
-    access_token: str
-    refresh_token: str
-    access_token_expire_in: int
-
-
-# Called with every refreshed pair, so it outlives the process (the operator writes it to the Store's
-# Secret); a failure is logged, the refreshed pair is used anyway.
-TokenSink = Callable[[TokenPair], Awaitable[None]]
-
-# The newest refreshed pair of a shop, by (endpoint, shop cipher, the Secret's access token). A refresh
-# replaces the shop's previous token, so clients of one shop (two rules on a Store) that each
-# refreshed on their own would keep expiring each other's token.
-_REFRESHED: dict[tuple[str, str, str], TokenPair] = {}
-_REFRESH_LOCKS: dict[tuple[int, tuple[str, str, str]], asyncio.Lock] = {}  # by event loop, then key
 
 
 @dataclass(slots=True)
@@ -132,9 +112,7 @@ class TikTokChannel:
         self.store = store
         self.endpoint = endpoint.rstrip("/")
         self.shop_cipher = shop_cipher
-        self._token_key = (self.endpoint, shop_cipher, credentials.access_token)
         self.creds = replace(credentials)
-        self._on_refresh = on_refresh
         host = urlsplit(self.endpoint).hostname or ""
         self.auth_endpoint = AUTH_HOSTS.get(host, self.endpoint)
         self.transport = Transport(
@@ -149,8 +127,15 @@ class TikTokChannel:
             limit=shared_bucket(f"{self.endpoint}|{shop_cipher}", rate, burst),
             retry=retry,
         )
-        if self._token_key in _REFRESHED:
-            self._use(_REFRESHED[self._token_key])
+        self.tokens = SharedTokens(
+            (PLATFORM, self.endpoint, shop_cipher, credentials.access_token),
+            platform=PLATFORM,
+            store=store,
+            use=self._use,
+            sink=on_refresh,
+            redact=self.transport.redactor.redact,
+            single_use=False,
+        )
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -192,9 +177,10 @@ class TikTokChannel:
     ) -> dict[str, Any]:
         """One API call; returns the envelope (code 0 or a refusal the caller judges) after auth and
         token refresh are dealt with: before expiry when the expiry is known, else on 105002."""
+        await self.tokens.save_pending()
         refreshed = False
         if self._expiring():
-            await self._refresh(expired=self.creds.access_token)
+            await self.tokens.refresh(self.creds.access_token, self._exchange)
             refreshed = True
         while True:
             response = await self.transport.send(
@@ -210,7 +196,7 @@ class TikTokChannel:
                 raise self.transport.error(ProviderError, operation, "response is not a JSON object")
             code = envelope.get("code")
             if code == CODE_TOKEN_EXPIRED and self.creds.refresh_token and not refreshed:
-                await self._refresh(expired=self.creds.access_token)
+                await self.tokens.refresh(self.creds.access_token, self._exchange)
                 refreshed = True
                 continue
             if code in AUTH_CODES or response.status_code in (401, 403):
@@ -225,30 +211,6 @@ class TikTokChannel:
                     ProviderError, operation, f"HTTP {response.status_code}: answer without an envelope code"
                 )
             return envelope
-
-    async def _refresh(self, expired: str) -> None:
-        """Exchange the refresh token for a new pair, shared with every client of the shop in this
-        process and handed to the token sink; one refresh at a time per shop, and none when another
-        client already replaced the `expired` token."""
-        key = (id(asyncio.get_running_loop()), self._token_key)
-        async with _REFRESH_LOCKS.setdefault(key, asyncio.Lock()):
-            newest = _REFRESHED.get(self._token_key)
-            if newest is not None and newest.access_token != expired:
-                self._use(newest)
-                return
-            pair = await self._exchange()
-            self._use(pair)
-            _REFRESHED[self._token_key] = pair
-            if self._on_refresh is not None:
-                try:
-                    await self._on_refresh(pair)
-                except Exception as exc:  # the pair works in this process either way
-                    log.warning(
-                        "tiktok store %s: refreshed token not saved (%s: %s); a restart refreshes again",
-                        self.store,
-                        type(exc).__name__,
-                        self.transport.redactor.redact(str(exc)),
-                    )
 
     async def _exchange(self) -> TokenPair:
         params = {
