@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 INVSYNC_STATE_DIR ?= .invsync
+INSTALLER ?= kustomize
 
 .PHONY: help
 help: ## list the targets
@@ -65,8 +66,9 @@ node: ## build the local node's kubelet, kube-proxy, controller-manager, schedul
 	hack/build-control-plane.sh --node
 
 .PHONY: deploy
-deploy: $(STAMP) node node-packages ## the local cluster with a real node, the image, manifests/overlays/local; waits until every SyncRule is Ready
-	$(PY) -m invsync.testing.deploy up --state-dir $(INVSYNC_STATE_DIR)
+deploy: $(STAMP) node node-packages $(if $(filter helm,$(INSTALLER)),helm) ## the local cluster with a real node, the image, manifests/overlays/local (INSTALLER=helm: the chart's release); waits until every SyncRule is Ready
+	$(if $(filter helm,$(INSTALLER)),INVSYNC_HELM=$$(hack/build-helm.sh)) \
+	  $(PY) -m invsync.testing.deploy up --installer $(INSTALLER) --state-dir $(INVSYNC_STATE_DIR)
 
 .PHONY: deploy-down
 deploy-down: $(STAMP) ## remove make deploy's cluster, node, pods, iptables chains, mounts and containerd state

@@ -4,6 +4,7 @@ its Service), the channel's quantities and `invsync plan` over the deployed mani
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -17,6 +18,7 @@ from invsync.testing import deploy
 INVSYNC = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "invsync"
 Slot = tuple[str, str]  # seller SKU, channel warehouse id
 SHOPS = {"tiktok-mw": "ROW_mw", "tiktok-id": "ROW_id", "tiktok-sea": "ROW_sea"}  # examples/30-stores.yaml
+EB_A_JAKARTA = ("EB-A", "7068517275539637001")  # examples/: wms wh1 x 90% x 50% (easyboss-multi-warehouse)
 
 
 class Deployed(deploy.Deployment):
@@ -133,3 +135,58 @@ class Deployed(deploy.Deployment):
             "pods", "-n", deploy.OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=invsync"
         )["items"]
         return pods
+
+    def change_wms_stock(self, available: int) -> dict[str, Any]:
+        """Set EB-A in the WMS's wh1 and return the sandbox's report, which says the webhook reached the
+        operator's Service."""
+        self.admin("DELETE", "requests")
+        report: dict[str, Any] = self.admin(
+            "POST", "stock", {"source": "wms", "location": "wh1", "sku": "EB-A", "available": available}
+        )
+        return report
+
+    def written_once(self) -> None:
+        """Since the change: one inventory update (product p-eb-a) and one slot changed by it. A slot
+        written twice (a second pod repeating the push, or a stale value then the right one) fails this."""
+        writes = self.admin("GET", "requests")["writes"]
+        assert writes == {"requests": 1, "slots": 3, "changed": 1}, (
+            writes
+        )  # the SKU's 3 warehouses go together
+
+    def running_pods(self) -> set[str]:
+        return {
+            p["metadata"]["name"]
+            for p in self.operator_pods()
+            if p["metadata"].get("deletionTimestamp") is None
+        }
+
+    def wait_claims_held_once(self, timeout: float = 60.0) -> dict[str, str]:
+        """Every SyncRule claimed by exactly one running replica (its claim Lease, docs/deploy.md
+        "Scaling"); returns rule -> holder."""
+        rules = {
+            f"{deploy.DEMO_NAMESPACE}/{r['metadata']['name']}"
+            for r in self.get("syncrules", "-n", deploy.DEMO_NAMESPACE)["items"]
+        }
+        pods = self.running_pods()
+        deadline = time.monotonic() + timeout
+        while True:
+            claims = self.get("leases", "-n", deploy.OPERATOR_NAMESPACE, "-l", "invsync.dev/lease=claim")[
+                "items"
+            ]
+            holders = {
+                lease["metadata"]["annotations"]["invsync.dev/syncrule"]: lease["spec"].get("holderIdentity")
+                for lease in claims
+            }
+            if set(holders) == rules and set(holders.values()) <= pods:
+                assert len(claims) == len(rules), claims  # one claim per rule: never two holders
+                return holders
+            assert time.monotonic() < deadline, f"claims with replicas {sorted(pods)}: {holders}"
+            time.sleep(1)
+
+    def sync_now(self, rule: str) -> None:
+        """`invsync sync RULE`: what a user runs when a webhook reached a pod on its way out."""
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        subprocess.run(
+            [str(INVSYNC), "sync", rule, "-n", deploy.DEMO_NAMESPACE],
+            env=env, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip

@@ -9,35 +9,14 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from deploy_env import INVSYNC, Deployed
+from deploy_env import EB_A_JAKARTA, Deployed
 
 from invsync.testing import deploy, image, node
 
 pytestmark = pytest.mark.e2e  # the real control plane, and a node
-
-EB_A_JAKARTA = ("EB-A", "7068517275539637001")  # examples/: wms wh1 x 90% x 50% (easyboss-multi-warehouse)
-
-
-def change_wms_stock(deployed: Deployed, available: int) -> dict[str, Any]:
-    """Set EB-A in the WMS's wh1 and return the sandbox's report, which says the webhook reached the
-    operator's Service."""
-    deployed.admin("DELETE", "requests")
-    report: dict[str, Any] = deployed.admin(
-        "POST", "stock", {"source": "wms", "location": "wh1", "sku": "EB-A", "available": available}
-    )
-    return report
-
-
-def written_once(deployed: Deployed) -> None:
-    """Since the change: one inventory update (product p-eb-a) and one slot changed by it. A slot
-    written twice (a second pod repeating the push, or a stale value then the right one) fails this."""
-    writes = deployed.admin("GET", "requests")["writes"]
-    assert writes == {"requests": 1, "slots": 3, "changed": 1}, writes  # the SKU's 3 warehouses go together
 
 
 def test_the_operator_runs_from_the_local_image_as_65532_on_a_read_only_root(deployed: Deployed) -> None:
@@ -68,17 +47,17 @@ def test_the_examples_rules_are_ready_and_the_channel_equals_the_plan(
 def test_a_stock_change_in_the_in_cluster_sandbox_reaches_the_channel(
     deployed: Deployed, tmp_path: Path
 ) -> None:
-    report = change_wms_stock(deployed, 40)
+    report = deployed.change_wms_stock(40)
     assert report["webhook"]["status"] < 300, report  # delivered through the Service, by cluster DNS
     channel = deployed.channel_follows_plan(tmp_path, timeout=60)
     assert channel[EB_A_JAKARTA] == 18
-    written_once(deployed)
+    deployed.written_once()
 
 
 def test_a_pod_deleted_mid_sync_leaves_every_rule_ready_and_no_slot_written_twice(
     deployed: Deployed, tmp_path: Path
 ) -> None:
-    change_wms_stock(deployed, 60)
+    deployed.change_wms_stock(60)
     deployed.kubectl(
         "delete",
         "pod",
@@ -91,7 +70,7 @@ def test_a_pod_deleted_mid_sync_leaves_every_rule_ready_and_no_slot_written_twic
     deployed.wait_ready()
     channel = deployed.channel_follows_plan(tmp_path)
     assert channel[EB_A_JAKARTA] == 27
-    written_once(deployed)
+    deployed.written_once()
 
 
 def test_a_rolling_upgrade_to_another_image_leaves_every_rule_ready_and_no_slot_written_twice(
@@ -105,7 +84,7 @@ def test_a_rolling_upgrade_to_another_image_leaves_every_rule_ready_and_no_slot_
     deployed.kubectl(
         "set", "image", "-n", deploy.OPERATOR_NAMESPACE, "statefulset/invsync", "operator=invsync:dev2"
     )
-    change_wms_stock(deployed, 80)  # while the pods are replaced one by one
+    deployed.change_wms_stock(80)  # while the pods are replaced one by one
     deployed.wait_ready()
     pods = deployed.operator_pods()
     for pod in pods:
@@ -113,14 +92,10 @@ def test_a_rolling_upgrade_to_another_image_leaves_every_rule_ready_and_no_slot_
         assert container["image"] == f"{image.IMAGE_REPOSITORY}:dev2"
         assert container["imageID"] not in before.values()
     # a webhook that reached a pod on its way out is not lost: the rule is synced on request
-    env = {**os.environ, "KUBECONFIG": str(deployed.kubeconfig)}
-    subprocess.run(
-        [str(INVSYNC), "sync", "easyboss-multi-warehouse", "-n", deploy.DEMO_NAMESPACE],
-        env=env, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    deployed.sync_now("easyboss-multi-warehouse")
     channel = deployed.channel_follows_plan(tmp_path)
     assert channel[EB_A_JAKARTA] == 36
-    written_once(deployed)
+    deployed.written_once()
 
 
 def test_scaling_2_3_1_re_shards_with_every_rule_held_once_and_no_slot_written_twice(
@@ -129,43 +104,18 @@ def test_scaling_2_3_1_re_shards_with_every_rule_held_once_and_no_slot_written_t
     """`kubectl scale` re-shards (docs/deploy.md, "Scaling"): after each step every rule is Ready and
     claimed by exactly one running replica (its Lease), the channel equals `invsync plan`, and a
     change is written once."""
-    rules = {
-        f"{deploy.DEMO_NAMESPACE}/{r['metadata']['name']}"
-        for r in deployed.get("syncrules", "-n", deploy.DEMO_NAMESPACE)["items"]
-    }
     for replicas, available in ((3, 20), (1, 100)):
         deployed.kubectl(
             "scale", "-n", deploy.OPERATOR_NAMESPACE, "statefulset/invsync", f"--replicas={replicas}"
         )
         deployed.wait_ready()
-        pods = {
-            p["metadata"]["name"]
-            for p in deployed.operator_pods()
-            if p["metadata"].get("deletionTimestamp") is None
-        }
-        assert len(pods) == replicas
-        deadline = time.monotonic() + 60
-        while True:
-            claims = [
-                lease
-                for lease in deployed.get(
-                    "leases", "-n", deploy.OPERATOR_NAMESPACE, "-l", "invsync.dev/lease=claim"
-                )["items"]
-            ]
-            holders = {
-                lease["metadata"]["annotations"]["invsync.dev/syncrule"]: lease["spec"].get("holderIdentity")
-                for lease in claims
-            }
-            if set(holders) == rules and set(holders.values()) <= pods:
-                break
-            assert time.monotonic() < deadline, f"claims after scaling to {replicas}: {holders}"
-            time.sleep(1)
-        assert len(claims) == len(rules)  # one claim per rule: never two holders
-        report = change_wms_stock(deployed, available)
+        assert len(deployed.running_pods()) == replicas
+        deployed.wait_claims_held_once()
+        report = deployed.change_wms_stock(available)
         assert report["webhook"]["status"] < 300, report
         channel = deployed.channel_follows_plan(tmp_path)
         assert channel[EB_A_JAKARTA] == available * 9 // 20
-        written_once(deployed)
+        deployed.written_once()
 
 
 def test_deploy_down_after_a_killed_run_leaves_nothing_of_the_node(deployed: Deployed) -> None:

@@ -7,7 +7,6 @@ needs it to exist before an install, docs/deploy.md "Helm"), and its CRDs lack t
 from __future__ import annotations
 
 import copy
-import os
 import re
 import subprocess
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from invsync.testing.cluster import Kubectl, binary_dir
+from invsync.testing.deploy import helm_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "invsync"
@@ -29,15 +29,7 @@ Key = tuple[str, str, str]
 
 @pytest.fixture(scope="module")
 def helm() -> Path:
-    """$INVSYNC_HELM when set (make test sets it), else what hack/build-helm.sh builds or has cached."""
-    configured = os.environ.get("INVSYNC_HELM")
-    if configured:
-        return Path(configured)
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], stdout=subprocess.PIPE, text=True, check=False
-    )
-    assert built.returncode == 0, "hack/build-helm.sh failed; see its output above"
-    return Path(built.stdout.strip().splitlines()[-1])
+    return helm_binary()
 
 
 def _run(argv: list[str]) -> str:

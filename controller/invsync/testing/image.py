@@ -2,8 +2,9 @@
 
 The base layer is Debian bookworm (its Python 3.11) made by mmdebstrap and cached outside the work tree,
 keyed by everything that goes into it; the app layer is this checkout's wheel and its dependencies from
-PyPI, installed by the image's own pip. The config matches the Dockerfile (user, entrypoint, command,
-environment, ports; tests/deploy/test_image.py keeps the two in step). The pause image of the local
+PyPI, installed by the image's own pip, cached beside it keyed by the base and this checkout's
+sources. The config matches the Dockerfile (user, entrypoint, command, environment, ports;
+tests/deploy/test_image.py keeps the two in step). The pause image of the local
 node's pod sandboxes is written the same way around hack/pause.
 
     python -m invsync.testing.image build --tag dev --output invsync-dev.oci.tar
@@ -133,6 +134,43 @@ def base_layer() -> Path:
     )
     partial.rename(path)
     _log(f"base layer: {path} ({path.stat().st_size >> 20} MiB)")
+    return path
+
+
+def _app_sources() -> list[Path]:
+    """What the Dockerfile copies into its build: the wheel is made of these and nothing else."""
+    tree = [
+        path
+        for path in (REPO_ROOT / "controller").rglob("*")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and not any(part.endswith(".egg-info") for part in path.parts)
+    ]
+    return [REPO_ROOT / "pyproject.toml", REPO_ROOT / "README.md", *sorted(tree)]
+
+
+def app_key(base: Path) -> str:
+    """The base layer and this checkout's sources: the key of a cached app layer. As Docker's layer
+    cache does for `RUN pip install`, dependencies resolved once are reused until an input changes
+    (pyproject.toml's requirements among them)."""
+    digest = hashlib.sha256(base.name.encode())
+    for path in _app_sources():
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+        digest.update(_sha256_file(path).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_app_layer(base: Path) -> Path:
+    """The app layer over ``base`` for this checkout, built once per ``app_key``; only the newest is kept."""
+    path = cache_dir() / f"app-{app_key(base)}.tar"
+    if path.exists():
+        _log(f"app layer: cached at {path}")
+        return path
+    with tempfile.TemporaryDirectory(prefix="invsync-image-") as work:
+        built = app_layer(base, Path(work))
+        for older in cache_dir().glob("app-*.tar"):
+            older.unlink()
+        shutil.move(built, path)
     return path
 
 
@@ -307,9 +345,7 @@ def build_operator_image(tag: str, output: Path) -> str:
     """The operator image ``invsync:<tag>`` written to ``output``; returns its full name."""
     name = f"{IMAGE_REPOSITORY}:{tag}"
     base = base_layer()
-    with tempfile.TemporaryDirectory(prefix="invsync-image-") as work:
-        app = app_layer(base, Path(work))
-        digest = write_oci_archive(name, [base, app], operator_config(tag), output)
+    digest = write_oci_archive(name, [base, cached_app_layer(base)], operator_config(tag), output)
     _log(f"{name}: {output} ({digest})")
     return name
 
