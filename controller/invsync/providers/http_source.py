@@ -94,7 +94,7 @@ class HttpSource:
         url = self.endpoint + path
         response = await self.transport.send(
             operation,
-            lambda: self.transport.client.build_request("GET", url, params=params, headers=self._headers),
+            lambda: self.transport.build("GET", url, params=params, headers=self._headers),
         )
         if response.status_code in (401, 403):
             raise self.transport.error(

@@ -186,7 +186,7 @@ class LazadaChannel:
         Both are signed."""
         params = self._signed(path, {**query, **form})
         system = {k: v for k, v in params.items() if k not in form}
-        return self.transport.client.build_request(
+        return self.transport.build(
             method, self.endpoint + path, params=system, data=dict(form) if form else None
         )
 
@@ -255,7 +255,7 @@ class LazadaChannel:
 
         def build() -> httpx.Request:
             params = self._signed(REFRESH_PATH, form, token=False)
-            return self.transport.client.build_request("POST", url, data=params)
+            return self.transport.build("POST", url, data=params)
 
         response = await self.transport.send("token_refresh", build, hint=_rate_limit_hint)
         envelope = self._envelope("token_refresh", response)

@@ -175,7 +175,7 @@ class ShopeeChannel:
             ),
         }
         body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else None
-        return self.transport.client.build_request(
+        return self.transport.build(
             method,
             self.endpoint + path,
             params=params,
@@ -247,9 +247,7 @@ class ShopeeChannel:
                 "timestamp": str(now),
                 "sign": sign(self.creds.partner_key, self.creds.partner_id, REFRESH_PATH, now),
             }
-            return self.transport.client.build_request(
-                "POST", self.endpoint + REFRESH_PATH, params=params, json=body
-            )
+            return self.transport.build("POST", self.endpoint + REFRESH_PATH, params=params, json=body)
 
         response = await self.transport.send("token_refresh", build)
         try:

@@ -152,7 +152,7 @@ class ShopifySource:
         body = {"query": query, "variables": dict(variables)}
         response = await self.transport.send(
             "graphql",
-            lambda: self.transport.client.build_request(
+            lambda: self.transport.build(
                 "POST", self.url, json=body, headers={"X-Shopify-Access-Token": self._token}
             ),
             hint=_throttle_hint,
@@ -383,7 +383,7 @@ class ShopifySource:
         items: dict[int, tuple[str, bool]] = {}
         lines = size = 0
         response = await self.transport.send(
-            "bulk_download", lambda: self.transport.client.build_request("GET", url), stream=True
+            "bulk_download", lambda: self.transport.build("GET", url), stream=True
         )
         try:
             if response.status_code != 200:

@@ -155,7 +155,7 @@ class TikTokChannel:
         }
         body = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else b""
         params["sign"] = sign(self.creds.app_secret, path, params, body)
-        return self.transport.client.build_request(
+        return self.transport.build(
             method,
             self.endpoint + path,
             params=params,
@@ -221,7 +221,7 @@ class TikTokChannel:
         }
         url = self.auth_endpoint + REFRESH_PATH
         response = await self.transport.send(
-            "token_refresh", lambda: self.transport.client.build_request("GET", url, params=params)
+            "token_refresh", lambda: self.transport.build("GET", url, params=params)
         )
         try:
             envelope = decode_json(response.content)

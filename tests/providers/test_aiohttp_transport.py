@@ -1,0 +1,125 @@
+"""providers/aiohttp_transport.py over real sockets: what httpx sends arrives as httpx set it, bodies
+stream, and each failure becomes the httpx error of its cause (Transport.send's metric codes tell a
+refused connection from a timeout)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from invsync.providers.aiohttp_transport import AiohttpTransport
+from invsync.providers.transport import _tls_context
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def serve(handler: Handler) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    return head, await reader.readexactly(length)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=AiohttpTransport(_tls_context(), httpx.Limits(max_connections=4)),
+        timeout=httpx.Timeout(1.0),
+    ) as client:
+        yield client
+
+
+async def test_the_request_arrives_as_httpx_built_it_and_the_body_streams(client: httpx.AsyncClient) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        body = b"x" * 200_000
+        writer.write(
+            b"HTTP/1.1 201 Created\r\nX-Answer: 42\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(handler)
+    async with server:
+        request = client.build_request(
+            "POST",
+            f"{url}/path",
+            params={"a": "1 2"},
+            content=b'{"k":1}',
+            headers={"x-tts-access-token": "t"},
+        )
+        response = await client.send(request, stream=True)
+        chunks = [chunk async for chunk in response.aiter_bytes()]
+        await response.aclose()
+    (head, body) = seen[0]
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /path?a=1+2 HTTP/1.1"
+    headers = [line.split(":", 1)[0].lower() for line in lines[1:] if line]
+    assert sorted(headers) == sorted(set(headers))  # nothing sent twice
+    assert {"host", "x-tts-access-token", "content-length"} <= set(headers) and "user-agent" in headers
+    assert body == b'{"k":1}'
+    assert (response.status_code, response.headers["x-answer"]) == (201, "42")
+    assert b"".join(chunks) == b"x" * 200_000 and len(chunks) > 1
+
+
+async def test_a_refused_connection_is_a_connect_error_not_a_timeout(client: httpx.AsyncClient) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(httpx.ConnectError):
+        await client.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_a_server_that_never_answers_is_a_read_timeout(client: httpx.AsyncClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    server, url = await serve(handler)
+    async with server:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(url, timeout=0.3)
+
+
+async def test_a_body_cut_short_is_a_read_error(client: httpx.AsyncClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this")
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(handler)
+    async with server:
+        with pytest.raises(httpx.TransportError) as caught:
+            await client.get(url)
+    assert not isinstance(caught.value, httpx.TimeoutException)
+
+
+async def test_a_connection_closed_before_an_answer_is_a_transport_error(client: httpx.AsyncClient) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()
+
+    server, url = await serve(handler)
+    async with server:
+        with pytest.raises(httpx.TransportError) as caught:
+            await client.get(url)
+    assert not isinstance(caught.value, httpx.TimeoutException)
