@@ -89,7 +89,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/mypy
 
 BENCH_OUT := bench/out
-BENCHES := plan platforms convergence latency steady read memory snapshot shopee lazada shopify_bulk
+BENCHES := plan platforms convergence latency steady read memory snapshot shopee lazada shopify_bulk one_rule
 # `make bench BENCH_QUICK=1`: every benchmark at a small size, a check that they run (no figures to quote)
 ifdef BENCH_QUICK
 BENCH_ARGS_plan := --slots 10000 100000 --runs 1
@@ -103,6 +103,7 @@ BENCH_ARGS_shopify_bulk := --levels 20000
 BENCH_ARGS_lazada := --products 500
 BENCH_ARGS_read := --listings 30000
 BENCH_ARGS_memory := --listings 100000
+BENCH_ARGS_one_rule := --products 5000 --changed 50 --rps 100
 endif
 
 .PHONY: bench
