@@ -205,6 +205,9 @@ async def _read_store(snap: Snapshot, name: str, ports: Ports) -> _StoreRead:
         )
     except ProviderError as exc:
         read.problem = Problem(Reason.STORE_UNAVAILABLE, f"Store {name} could not be read: {exc}")
+    except BaseException:  # cancelled, or a bug: the caller never gets the channel to close
+        await read.channel.aclose()
+        raise
     return read
 
 
