@@ -99,23 +99,18 @@ async def test_a_server_that_never_answers_is_a_read_timeout(client: httpx.Async
             await client.get(url, timeout=0.3)
 
 
-async def test_a_body_cut_short_is_a_read_error(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this", b""],
+    ids=["body cut short", "closed before an answer"],
+)
+async def test_a_connection_lost_mid_exchange_is_a_transport_error_not_a_timeout(
+    client: httpx.AsyncClient, answer: bytes
+) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this")
+        writer.write(answer)
         await writer.drain()
-        writer.close()
-
-    server, url = await serve(handler)
-    async with server:
-        with pytest.raises(httpx.TransportError) as caught:
-            await client.get(url)
-    assert not isinstance(caught.value, httpx.TimeoutException)
-
-
-async def test_a_connection_closed_before_an_answer_is_a_transport_error(client: httpx.AsyncClient) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
         writer.close()
 
     server, url = await serve(handler)
