@@ -16,9 +16,43 @@ import yaml
 from invsync.testing import deploy
 
 INVSYNC = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "invsync"
-Slot = tuple[str, str]  # seller SKU, channel warehouse id
-SHOPS = {"tiktok-mw": "ROW_mw", "tiktok-id": "ROW_id", "tiktok-sea": "ROW_sea"}  # examples/30-stores.yaml
-EB_A_JAKARTA = ("EB-A", "7068517275539637001")  # examples/: wms wh1 x 90% x 50% (easyboss-multi-warehouse)
+Slot = tuple[str, str, str]  # Store, seller SKU, channel warehouse id
+# examples/30-stores.yaml's Stores, by where the sandbox keeps their shops (examples/sandbox.yaml)
+TIKTOK_SHOPS = {"tiktok-mw": "ROW_mw", "tiktok-id": "ROW_id", "tiktok-sea": "ROW_sea"}
+SHOPEE_SHOPS = {"shopee-sg": "1001"}
+LAZADA_STORE = "lazada-sg"  # the sandbox's one Lazada seller
+EB_A_JAKARTA = ("tiktok-mw", "EB-A", "7068517275539637001")  # wms wh1 x 90% x 50% (easyboss-multi-warehouse)
+
+
+def listings(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every slot of every example Store as the sandbox holds it, in `invsync plan --listings` form."""
+    rows = [
+        {"store": store, "sku": sku["seller_sku"], "productId": product["id"], "skuId": sku["id"],
+         "channelWarehouseId": inv["warehouse_id"], "quantity": inv["quantity"], "status": product["status"]}
+        for store, cipher in TIKTOK_SHOPS.items()
+        for product in state["tiktok"][cipher]["products"]
+        for sku in product["skus"]
+        for inv in sku["inventory"]
+    ]  # fmt: skip
+    rows += [
+        {"store": store, "sku": model["model_sku"], "productId": str(item["item_id"]),
+         "skuId": str(model["model_id"]), "channelWarehouseId": location, "quantity": stock,
+         "status": item["item_status"], "writable": item["item_status"] == "NORMAL"}
+        for store, shop_id in SHOPEE_SHOPS.items()
+        for item in state["shopee"][shop_id]["items"]
+        for model in item["models"]
+        for location, stock in model["seller_stock"].items()
+    ]  # fmt: skip
+    [seller] = state["lazada"].values()
+    rows += [
+        {"store": LAZADA_STORE, "sku": sku["SellerSku"], "productId": str(product["item_id"]),
+         "skuId": str(sku["SkuId"]), "channelWarehouseId": code, "quantity": stock,
+         "status": product["status"], "writable": sku["fbl"] is None}
+        for product in seller["products"]
+        for sku in product["skus"]
+        for code, stock in sku["stock"].items()
+    ]  # fmt: skip
+    return rows
 
 
 class Deployed(deploy.Deployment):
@@ -39,13 +73,10 @@ class Deployed(deploy.Deployment):
             return json.loads(response.read())
 
     def channel(self) -> dict[Slot, int]:
-        state = self.admin("GET", "state")
+        """What TikTok, Shopee and Lazada show on every slot of the example Stores."""
         return {
-            (sku["seller_sku"], inv["warehouse_id"]): inv["quantity"]
-            for cipher in SHOPS.values()
-            for product in state["tiktok"][cipher]["products"]
-            for sku in product["skus"]
-            for inv in sku["inventory"]
+            (row["store"], row["sku"], row["channelWarehouseId"]): row["quantity"]
+            for row in listings(self.admin("GET", "state"))
         }
 
     def plan(self, workdir: Path) -> dict[Slot, int | None]:
@@ -85,31 +116,18 @@ class Deployed(deploy.Deployment):
             for item in shop["items"]
             for location, available in item["levels"].items()
         ]
-        listings = [
-            {
-                "store": store,
-                "sku": sku["seller_sku"],
-                "productId": product["id"],
-                "skuId": sku["id"],
-                "channelWarehouseId": inv["warehouse_id"],
-                "quantity": inv["quantity"],
-            }
-            for store, cipher in SHOPS.items()
-            for product in state["tiktok"][cipher]["products"]
-            for sku in product["skus"]
-            for inv in sku["inventory"]
-        ]
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "manifests.yaml").write_text(yaml.safe_dump_all(manifests))
         (workdir / "inventory.json").write_text(json.dumps({"inventory": inventory}))
-        (workdir / "listings.json").write_text(json.dumps({"listings": listings}))
+        (workdir / "listings.json").write_text(json.dumps({"listings": listings(state)}))
         done = subprocess.run(
             [str(INVSYNC), "plan", "-f", str(workdir / "manifests.yaml"), "--inventory",
              str(workdir / "inventory.json"), "--listings", str(workdir / "listings.json"), "-o", "json"],
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         return {
-            (row["sku"], row["channelWarehouseId"]): row["desired"] for row in json.loads(done.stdout)["rows"]
+            (row["store"], row["sku"], row["channelWarehouseId"]): row["desired"]
+            for row in json.loads(done.stdout)["rows"]
         }
 
     def channel_follows_plan(self, workdir: Path, timeout: float = 120.0) -> dict[Slot, int]:
