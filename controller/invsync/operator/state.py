@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 from ..api import InventorySource, Store, SyncRule, Warehouse
 from ..engine import Hold, PlanCounts, PlanRow
@@ -93,15 +93,30 @@ class SyncCounts(PlanCounts):
     drift_units: int = 0
 
 
+Record = TypeVar("Record", Listing, StockRecord)
+Kept: TypeAlias = Record | tuple[Record, ...]  # one, or several in order: a tuple of one costs 56 bytes a SKU
+
+
+def _many(kept: Kept[Record] | None) -> tuple[Record, ...]:
+    if kept is None:
+        return ()
+    return kept if type(kept) is tuple else (kept,)  # type: ignore[return-value]
+
+
+def _kept(items: tuple[Record, ...]) -> Kept[Record]:
+    return items[0] if len(items) == 1 else items
+
+
 @dataclass(slots=True)
 class ReadState:
     """What the last full read found, with the pushes acknowledged since and the slots webhook syncs
     read live since; a webhook-triggered sync re-plans against it. Kept by seller SKU (a webhook sync
-    finds its SKUs' slots and stock at once) and with nothing per slot but the Listing itself: a
-    million-listing rule keeps its read between syncs (docs/operations.md, "Sizing")."""
+    finds its SKUs' slots and stock at once) and with nothing per slot but the Listing itself, a SKU's
+    only record or slot held without a tuple around it: a million-listing rule keeps its read between
+    syncs (docs/operations.md, "Sizing")."""
 
-    stock: dict[str, tuple[StockRecord, ...]]  # seller SKU -> its records, one per (source, location)
-    listings: dict[str, tuple[Listing, ...]]  # seller SKU -> its slots, in read order
+    stock: dict[str, Kept[StockRecord]]  # seller SKU -> its records, one per (source, location)
+    listings: dict[str, Kept[Listing]]  # seller SKU -> its slots, in read order
     unready: frozenset[str]
     channel_warehouse_status: dict[tuple[str, str], str]
     problems: list[Problem]
@@ -126,49 +141,53 @@ class ReadState:
             if x.store != store:
                 store, seen = x.store, set()
             key = listing_key(x)
-            same = slots.get(x.sku, ())
-            if key in seen:
-                slots[x.sku] = tuple(x if listing_key(y) == key else y for y in same)
+            same = slots.get(x.sku)
+            if same is None:
+                seen.add(key)
+                slots[x.sku] = x
+            elif key in seen:
+                slots[x.sku] = _kept(tuple(x if listing_key(y) == key else y for y in _many(same)))
             else:
                 seen.add(key)
-                slots[x.sku] = (*same, x)
+                slots[x.sku] = (*_many(same), x)
         return state
 
     def all_slots(self) -> list[Listing]:
-        return [x for slots in self.listings.values() for x in slots]
+        return [x for slots in self.listings.values() for x in _many(slots)]
 
     def all_stock(self) -> list[StockRecord]:
-        return [r for records in self.stock.values() for r in records]
+        return [r for records in self.stock.values() for r in _many(records)]
 
     def slots_of(self, skus: Iterable[str]) -> list[Listing]:
         """The remembered slots of `skus`, SKU by SKU (sorted), each SKU's in read order."""
-        return [x for sku in sorted(skus) for x in self.listings.get(sku, ())]
+        return [x for sku in sorted(skus) for x in _many(self.listings.get(sku))]
 
     def stock_of(self, skus: Iterable[str]) -> list[StockRecord]:
-        return [r for sku in sorted(skus) for r in self.stock.get(sku, ())]
+        return [r for sku in sorted(skus) for r in _many(self.stock.get(sku))]
 
     def put_stock(self, record: StockRecord) -> None:
         """Remember `record` in place of the SKU's record at the same (source, location), if any."""
-        same = self.stock.get(record.sku, ())
+        same = _many(self.stock.get(record.sku))
         place = (record.source, record.location)
         if any((r.source, r.location) == place for r in same):
-            self.stock[record.sku] = tuple(record if (r.source, r.location) == place else r for r in same)
+            kept = tuple(record if (r.source, r.location) == place else r for r in same)
         else:
-            self.stock[record.sku] = (*same, record)
+            kept = (*same, record)
+        self.stock[record.sku] = _kept(kept)
 
     def replace_slots(self, store: str, skus: Collection[str], fresh: Mapping[SlotKey, Listing]) -> int:
         """Put `fresh` (a live read of `skus` in `store`) in place of the remembered slots of those SKUs
         there; returns how many slots differ from what was remembered (changed, gone or new)."""
         remembered = {
-            listing_key(x): x for sku in skus for x in self.listings.get(sku, ()) if x.store == store
+            listing_key(x): x for sku in skus for x in _many(self.listings.get(sku)) if x.store == store
         }
         changed = sum(fresh.get(k) != x for k, x in remembered.items())
         changed += sum(k not in remembered for k in fresh)
         for sku in skus:
-            kept = tuple(x for x in self.listings.get(sku, ()) if x.store != store)
+            kept = tuple(x for x in _many(self.listings.get(sku)) if x.store != store)
             kept += tuple(x for x in fresh.values() if x.sku == sku)
             if kept:
-                self.listings[sku] = kept
+                self.listings[sku] = _kept(kept)
             else:
                 self.listings.pop(sku, None)
         return changed
@@ -177,8 +196,8 @@ class ReadState:
         """The channel acknowledged `quantity` on the remembered slot `key` of seller SKU `sku`."""
         slots = self.listings.get(sku)
         if slots is not None:
-            self.listings[sku] = tuple(
-                replace(x, quantity=quantity) if listing_key(x) == key else x for x in slots
+            self.listings[sku] = _kept(
+                tuple(replace(x, quantity=quantity) if listing_key(x) == key else x for x in _many(slots))
             )
 
 
