@@ -142,14 +142,11 @@ class ReadState:
                 store, seen = x.store, set()
             key = listing_key(x)
             same = slots.get(x.sku)
-            if same is None:
-                seen.add(key)
-                slots[x.sku] = x
-            elif key in seen:
+            if key in seen:  # read twice in this store: the later one wins (the SKU has slots then)
                 slots[x.sku] = _kept(tuple(x if listing_key(y) == key else y for y in _many(same)))
             else:
                 seen.add(key)
-                slots[x.sku] = (*_many(same), x)
+                slots[x.sku] = x if same is None else (*_many(same), x)
         return state
 
     def all_slots(self) -> list[Listing]:
