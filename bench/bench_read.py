@@ -35,6 +35,7 @@ from invsync.api import InventorySource, Store, SyncRule, Warehouse
 from invsync.engine import World, compute_plan
 from invsync.engine.tally import RuleTally
 from invsync.providers import RetryPolicy, build_channel, build_source
+from invsync.providers.client import HttpClient, Request, Response
 from report import emit, log, machine, table
 
 APP = {"app_key": "bench-key", "app_secret": "bench-secret"}
@@ -145,16 +146,16 @@ SEARCHES: list[int] = []  # one per TikTok products-search page
 
 def keep_bodies() -> None:
     """Keep every response body the clients receive (what the floor decodes)."""
-    send = httpx.AsyncClient.send
+    send = HttpClient.send
 
-    async def keeping(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> httpx.Response:
+    async def keeping(self: HttpClient, request: Request, **kw: Any) -> Response:
         response = await send(self, request, **kw)
         BODIES.append(response.content)
-        if request.url.path.endswith("/products/search"):
+        if request.path.endswith("/products/search"):
             SEARCHES.append(1)
         return response
 
-    httpx.AsyncClient.send = keeping  # type: ignore[method-assign]
+    HttpClient.send = keeping  # type: ignore[method-assign]
 
 
 async def full_sync(url: str, shops: int) -> tuple[float, float, int, int]:

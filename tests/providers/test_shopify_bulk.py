@@ -205,9 +205,9 @@ async def test_the_signed_result_url_never_reaches_the_logs(
     bulk_sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Whoever holds a bulk operation's URL can download its file for seven days (BulkOperation
-    reference): httpx's request lines show it with the signature redacted."""
+    reference): the transport's request lines show it with the signature redacted."""
     source = _source(bulk_sandbox, bulk_threshold=1)
-    with caplog.at_level(logging.INFO, logger="httpx"):
+    with caplog.at_level(logging.DEBUG, logger="invsync.providers"):
         await source.read_stock([LOC1])
     await source.aclose()
     signature = bulk_sandbox.state.shopify["main"].bulk_operations[1].signature

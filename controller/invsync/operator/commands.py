@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # -v is for invsync's own lines only: kopf's debug output would include watched Secrets' bodies.
     logging.getLogger("invsync").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    for noisy in ("httpx", "kubernetes", "urllib3", "kopf.objects"):
+    for noisy in ("kubernetes", "urllib3", "kopf.objects"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(

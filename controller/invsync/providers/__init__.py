@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from ..api import InventorySource, Store
 from .base import (
     AuthError,
@@ -67,7 +65,6 @@ def build_channel(
     store: Store,
     secret: Mapping[str, str],
     *,
-    client: httpx.AsyncClient | None = None,
     retry: RetryPolicy | None = None,
     on_refresh: TokenSink | None = None,
 ) -> SalesChannel:
@@ -94,7 +91,6 @@ def build_channel(
         "endpoint": spec.endpoint,
         "rate": spec.rate_limit.requests_per_second,
         "burst": spec.rate_limit.burst,
-        "client": client,
         "retry": retry,
         "on_refresh": on_refresh,
     }
@@ -125,7 +121,6 @@ def build_source(
     source: InventorySource,
     secret: Mapping[str, str] | None,
     *,
-    client: httpx.AsyncClient | None = None,
     retry: RetryPolicy | None = None,
 ) -> InventorySourceProvider:
     """The provider of an InventorySource; shopify needs key access_token, http takes key token."""
@@ -136,7 +131,6 @@ def build_source(
             name=source.name,
             endpoint=spec.endpoint,
             access_token=token,
-            client=client,
             retry=retry,
             api_version=spec.shopify_api_version,
         )
@@ -144,6 +138,5 @@ def build_source(
         name=source.name,
         endpoint=spec.endpoint,
         token=(secret or {}).get("token"),
-        client=client,
         retry=retry,
     )

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from sys import intern
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engine.records import Location, StockRecord
 from .base import AuthError, PartialReadError, ProviderError
+from .client import Response
 from .transport import RetryPolicy, Transport, decode_json
 from .webhooks import StockItem, parse_generic
 
@@ -79,18 +79,17 @@ class HttpSource:
         name: str,
         endpoint: str,
         token: str | None,
-        client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.transport = Transport(PLATFORM, secrets=[token] if token else [], client=client, retry=retry)
+        self.transport = Transport(PLATFORM, secrets=[token] if token else [], retry=retry)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
 
-    async def _get(self, operation: str, path: str, params: Mapping[str, str]) -> httpx.Response:
+    async def _get(self, operation: str, path: str, params: Mapping[str, str]) -> Response:
         url = self.endpoint + path
         response = await self.transport.send(
             operation,

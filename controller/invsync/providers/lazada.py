@@ -19,10 +19,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, PartialReadError, ProviderError, PushOutcome
+from .client import Request, Response
 from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, shared_bucket
 
@@ -97,7 +96,7 @@ class Credentials:
     access_token_expire_in: int = 0  # unix time; 0: unknown (refreshed when Lazada refuses it)
 
 
-def _rate_limit_hint(response: httpx.Response) -> float | None:
+def _rate_limit_hint(response: Response) -> float | None:
     """Lazada answers its rate limit (901, ApiCallLimit) in the envelope: retry it in the next second."""
     if response.status_code == 429 or response.status_code >= 500:
         return None
@@ -124,7 +123,6 @@ class LazadaChannel:
         credentials: Credentials,
         rate: float,
         burst: int,
-        client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         on_refresh: TokenSink | None = None,
     ) -> None:
@@ -141,7 +139,6 @@ class LazadaChannel:
                 credentials.access_token,
                 credentials.refresh_token,
             ),
-            client=client,
             limit=shared_bucket(f"{PLATFORM}|{self.endpoint}|{credentials.app_key}|{store}", rate, burst),
             retry=retry,
         )
@@ -179,15 +176,13 @@ class LazadaChannel:
         signed["sign"] = sign(self.creds.app_secret, path, signed)
         return signed
 
-    def _build(
-        self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str]
-    ) -> httpx.Request:
+    def _build(self, method: str, path: str, query: Mapping[str, str], form: Mapping[str, str]) -> Request:
         """System parameters in the query; a POST's business parameters (payload) in a form body.
         Both are signed."""
         params = self._signed(path, {**query, **form})
         system = {k: v for k, v in params.items() if k not in form}
         return self.transport.build(
-            method, self.endpoint + path, params=system, data=dict(form) if form else None
+            method, self.endpoint + path, params=system, form=dict(form) if form else None
         )
 
     def _expiring(self) -> bool:
@@ -231,7 +226,7 @@ class LazadaChannel:
                 )
             return envelope
 
-    def _envelope(self, operation: str, response: httpx.Response) -> dict[str, Any]:
+    def _envelope(self, operation: str, response: Response) -> dict[str, Any]:
         try:
             envelope = response.json()
         except ValueError:
@@ -253,9 +248,9 @@ class LazadaChannel:
         url = self.auth_endpoint + REFRESH_PATH
         form = {"refresh_token": self.creds.refresh_token}
 
-        def build() -> httpx.Request:
+        def build() -> Request:
             params = self._signed(REFRESH_PATH, form, token=False)
-            return self.transport.build("POST", url, data=params)
+            return self.transport.build("POST", url, form=params)
 
         response = await self.transport.send("token_refresh", build, hint=_rate_limit_hint)
         envelope = self._envelope("token_refresh", response)

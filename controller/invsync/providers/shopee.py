@@ -16,10 +16,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
-
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, PartialReadError, ProviderError, PushOutcome
+from .client import Request, Response
 from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, shared_bucket
 
@@ -97,7 +96,7 @@ class Credentials:
 _ITEMS_OF_SKU: dict[tuple[str, int], dict[str, set[int]]] = {}
 
 
-def _envelope_hint(response: httpx.Response) -> float | None:
+def _envelope_hint(response: Response) -> float | None:
     """Retry a rate-limit or system-busy answer that did not come as a 429 or 5xx."""
     if response.status_code == 429 or response.status_code >= 500:
         return None
@@ -123,7 +122,6 @@ class ShopeeChannel:
         credentials: Credentials,
         rate: float,
         burst: int,
-        client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         on_refresh: TokenSink | None = None,
     ) -> None:
@@ -134,7 +132,6 @@ class ShopeeChannel:
         self.transport = Transport(
             PLATFORM,
             secrets=(credentials.partner_key, credentials.access_token, credentials.refresh_token),
-            client=client,
             limit=shared_bucket(f"{self.endpoint}|shopee|{shop_id}", rate, burst),
             retry=retry,
         )
@@ -157,7 +154,7 @@ class ShopeeChannel:
         self.creds.access_token, self.creds.refresh_token = pair.access_token, pair.refresh_token
         self.creds.access_token_expire_in = pair.access_token_expire_in
 
-    def _build(self, method: str, path: str, query: Mapping[str, Any], payload: Any) -> httpx.Request:
+    def _build(self, method: str, path: str, query: Mapping[str, Any], payload: Any) -> Request:
         now = int(time.time())
         params: dict[str, Any] = {
             **query,
@@ -240,7 +237,7 @@ class ShopeeChannel:
             "shop_id": self.shop_id,
         }
 
-        def build() -> httpx.Request:
+        def build() -> Request:
             now = int(time.time())
             params = {
                 "partner_id": str(self.creds.partner_id),

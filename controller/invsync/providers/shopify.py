@@ -14,12 +14,12 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from ..api.kinds import SHOPIFY_API_VERSION
 from ..engine.records import Location, StockRecord
 from .base import AuthError, PartialReadError, ProviderError, UnavailableError, WebhookRejectedError
+from .client import NoAnswer, Response
 from .transport import RetryPolicy, Transport
 from .webhooks import SHOPIFY_HMAC_HEADER, parse_generic, verify_shopify
 
@@ -92,7 +92,7 @@ BULK_BUSY = ("LIMIT_REACHED", "OPERATION_IN_PROGRESS")  # the shop runs as many 
 FAILED_STATUSES = ("FAILED", "CANCELED", "EXPIRED")
 
 
-def _throttle_hint(response: httpx.Response) -> float | None:
+def _throttle_hint(response: Response) -> float | None:
     """Seconds until the cost bucket can pay for the throttled query again, or None if not throttled."""
     if response.status_code != 200:
         return None
@@ -129,7 +129,6 @@ class ShopifySource:
         name: str,
         endpoint: str,
         access_token: str,
-        client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         api_version: str = API_VERSION,
         bulk_threshold: int = BULK_THRESHOLD,
@@ -142,7 +141,7 @@ class ShopifySource:
         self._fell_forward = False
         self.url = f"{endpoint.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._token = access_token
-        self.transport = Transport(PLATFORM, secrets=[access_token], client=client, retry=retry)
+        self.transport = Transport(PLATFORM, secrets=[access_token], retry=retry)
         self._items = _ITEMS.setdefault(self.url, {})
 
     async def aclose(self) -> None:
@@ -400,7 +399,7 @@ class ShopifySource:
                 for raw in complete:
                     lines += 1
                     self._bulk_line(raw, lines, location_ids, records, items)
-        except httpx.HTTPError as exc:
+        except NoAnswer as exc:
             raise self.transport.error(
                 PartialReadError, "bulk_download", f"download broke after {size} bytes ({exc}); nothing read"
             ) from exc

@@ -17,10 +17,9 @@ from sys import intern
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
+from .client import Request, Response
 from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, decode_json, shared_bucket
 
@@ -73,7 +72,7 @@ class Credentials:
     access_token_expire_in: int = 0  # unix time; 0: unknown (refreshed only once TikTok says expired)
 
 
-def _code(response: httpx.Response) -> int | None:
+def _code(response: Response) -> int | None:
     try:
         body = decode_json(response.content)
     except ValueError:
@@ -82,7 +81,7 @@ def _code(response: httpx.Response) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def _rate_limit_hint(response: httpx.Response) -> float | None:
+def _rate_limit_hint(response: Response) -> float | None:
     """TikTok may report its rate limit in the envelope of a non-429 answer; retry it like a 429."""
     if response.status_code == 429 or response.status_code >= 500:
         return None
@@ -105,7 +104,6 @@ class TikTokChannel:
         credentials: Credentials,
         rate: float,
         burst: int,
-        client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         on_refresh: TokenSink | None = None,
     ) -> None:
@@ -123,7 +121,6 @@ class TikTokChannel:
                 credentials.access_token,
                 credentials.refresh_token,
             ),
-            client=client,
             limit=shared_bucket(f"{self.endpoint}|{shop_cipher}", rate, burst),
             retry=retry,
         )
@@ -146,7 +143,7 @@ class TikTokChannel:
         self.creds.access_token, self.creds.refresh_token = pair.access_token, pair.refresh_token
         self.creds.access_token_expire_in = pair.access_token_expire_in
 
-    def _build(self, method: str, path: str, query: Mapping[str, str], payload: Any) -> httpx.Request:
+    def _build(self, method: str, path: str, query: Mapping[str, str], payload: Any) -> Request:
         params = {
             **query,
             "app_key": self.creds.app_key,

@@ -1,33 +1,30 @@
 """Shared HTTP behaviour of every platform client: rate limiting, retries, metrics, redaction.
 
-One ``Transport`` per provider instance owns one ``httpx.AsyncClient`` on aiohttp (connection reuse;
-aiohttp_transport.py) unless the caller passes its own. Requests are rebuilt by a callback on every
-attempt so that signed platforms (TikTok) get a fresh timestamp and signature for each retry.
+One ``Transport`` per provider instance owns one HTTP client (client.py: connection reuse). Requests
+are rebuilt by a callback on every attempt so that signed platforms (TikTok) get a fresh timestamp and
+signature for each retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import logging
 import math
 import random
 import re
-import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from ..metrics import PLATFORM_REQUESTS
-from .aiohttp_transport import AiohttpTransport
 from .base import ProviderError, RateLimitedError, UnavailableError
+from .client import HttpClient, NoAnswer, Request, Response, build_request
 
 log = logging.getLogger("invsync.providers")
 
@@ -68,17 +65,18 @@ class Redactor:
 
 
 # Every credential value any provider has held. Credentials are scrubbed by exact value where one can
-# appear: the query of a request URL (httpx logs it at INFO, and TikTok's token refresh carries
-# app_secret and refresh_token there) and the text of a provider error (a platform may echo what it was
-# sent), the latter with the credentials of the store or source it came from only (Transport.redactor).
+# appear: the query of a request URL (Transport.send logs it at DEBUG, and TikTok's token refresh
+# carries app_secret and refresh_token there) and the text of a provider error (a platform may echo
+# what it was sent), the latter with the credentials of the store or source it came from only
+# (Transport.redactor).
 # Nothing else is rewritten: a tenant whose Secret holds an ordinary word ("failed", "SyncRule") must
 # not blank that word in other tenants' log lines and errors.
 SECRETS = Redactor()
 
 
-def redact_url(url: object) -> str:
+def redact_url(url: str) -> str:
     """`url` with the value of each query parameter that names a credential, or equals one, replaced."""
-    text = str(url)
+    text = url
     base, sep, query = text.partition("?")
     if not sep:
         return text
@@ -93,18 +91,6 @@ def redact_url(url: object) -> str:
             param = f"{name}={REDACTED}"
         params.append(param)
     return f"{base}?{'&'.join(params)}{hash_sign}{fragment}"
-
-
-class _RequestLineFilter(logging.Filter):
-    """Scrubs the URL of httpx's ``HTTP Request: GET <url> ...`` lines, whatever handler prints them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
-        return True
-
-
-logging.getLogger("httpx").addFilter(_RequestLineFilter())
 
 
 class TokenBucket:
@@ -194,7 +180,7 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: Response) -> float | None:
     """Seconds from a Retry-After header (delta-seconds, decimals tolerated, or an HTTP date)."""
     value = response.headers.get("retry-after")
     if value is None:
@@ -218,14 +204,7 @@ def decode_json(body: bytes) -> Any:
 # A callback that tells the transport to retry a response the platform answered with 200 (TikTok's
 # rate-limit code, Shopify's THROTTLED): it returns the delay (0: the usual backoff), or None when the
 # response is final.
-RetryHint = Callable[[httpx.Response], float | None]
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default verified context, built once: building one loads the CA bundle (~30 ms of CPU),
-    and the operator builds its clients on every sync (bench/bench_steady.py: 38% of its CPU)."""
-    return httpx.create_ssl_context()
+RetryHint = Callable[[Response], float | None]
 
 
 class Transport:
@@ -236,7 +215,6 @@ class Transport:
         platform: str,
         *,
         secrets: Iterable[str],
-        client: httpx.AsyncClient | None = None,
         limit: TokenBucket | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -245,22 +223,10 @@ class Transport:
         secrets = list(secrets)
         SECRETS.add(secrets)
         self.redactor = Redactor(secrets)
-        self._own_client = client is None
-        self.client = client or httpx.AsyncClient(
-            transport=AiohttpTransport(_tls_context(), httpx.Limits(max_connections=20)),
-            timeout=httpx.Timeout(self.retry.timeout, connect=min(10.0, self.retry.timeout)),
-        )
+        self.client = HttpClient(self.retry.timeout)
         self._bucket = limit
 
-    def build(
-        self, method: str, url: str, params: Mapping[str, Any] | None = None, **kwargs: Any
-    ) -> httpx.Request:
-        """A request of this transport's client, its query encoded into the URL here: httpx parses and
-        checks a URL character by character, and with ``params`` it does so twice (a signed TikTok
-        search URL: ~50 us a request, bench/bench_read.py)."""
-        if params:
-            url = f"{url}{'&' if '?' in url else '?'}{httpx.QueryParams(params)}"  # httpx's own encoding
-        return self.client.build_request(method, url, **kwargs)
+    build = staticmethod(build_request)
 
     def remember(self, values: Iterable[str]) -> None:
         """Credentials this transport's store received (a refreshed token): from now on its errors
@@ -270,8 +236,7 @@ class Transport:
         self.redactor.add(values)
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self.client.aclose()
+        await self.client.aclose()
 
     def error(self, cls: type[ProviderError], operation: str, message: str, code: str = "") -> ProviderError:
         """A provider error whose message is guaranteed free of credentials."""
@@ -285,11 +250,11 @@ class Transport:
     async def send(
         self,
         operation: str,
-        build: Callable[[], httpx.Request],
+        build: Callable[[], Request],
         *,
         hint: RetryHint | None = None,
         stream: bool = False,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send with rate limiting and retries; returns the first final response (any status). With
         ``stream``, its body is not read yet: the caller iterates it and closes the response."""
         last = ""
@@ -300,10 +265,8 @@ class Transport:
             request = build()
             try:
                 response = await self.client.send(request, stream=stream)
-            except httpx.TimeoutException as exc:
-                code, last, limited, delay = "timeout", f"timed out ({type(exc).__name__})", False, None
-            except httpx.TransportError as exc:
-                code, last, limited, delay = "connection_error", f"connection failed ({exc})", False, None
+            except NoAnswer as exc:
+                code, last, limited, delay = exc.code, exc.message, False, None
             else:
                 code = str(response.status_code)
                 delay = hint(response) if hint is not None else None
@@ -314,7 +277,15 @@ class Transport:
                     limited, last, delay = False, f"HTTP {response.status_code}", retry_after(response)
                 else:
                     PLATFORM_REQUESTS.labels(self.platform, operation, code).inc()
-                    log.debug("%s %s %s -> %s", self.platform, operation, request.url.path, code)
+                    if log.isEnabledFor(logging.DEBUG):  # the redaction costs more than the request
+                        log.debug(
+                            "%s %s %s %s -> %s",
+                            self.platform,
+                            operation,
+                            request.method,
+                            redact_url(request.url),
+                            code,
+                        )
                     return response
                 await response.aclose()
             PLATFORM_REQUESTS.labels(self.platform, operation, code).inc()
@@ -325,7 +296,7 @@ class Transport:
                 "%s %s %s: %s; retry %d/%d in %.2fs",
                 self.platform,
                 operation,
-                request.url.path,
+                request.path,
                 self.redactor.redact(last),
                 attempt + 1,
                 self.retry.attempts - 1,

@@ -1,6 +1,6 @@
-"""providers/aiohttp_transport.py over real sockets: what httpx sends arrives as httpx set it, bodies
-stream, and each failure becomes the httpx error of its cause (Transport.send's metric codes tell a
-refused connection from a timeout)."""
+"""providers/client.py over real sockets: a request arrives as build_request made it, bodies stream,
+and each failure is a NoAnswer of its cause (the metric's code tells a refused connection from a
+timeout)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import pytest
 
-from invsync.providers.aiohttp_transport import AiohttpTransport
-from invsync.providers.transport import _tls_context
+from invsync.providers.client import HttpClient, NoAnswer, build_request
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -37,15 +35,18 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=AiohttpTransport(_tls_context(), httpx.Limits(max_connections=4)),
-        timeout=httpx.Timeout(1.0),
-    ) as client:
-        yield client
+async def client() -> AsyncIterator[HttpClient]:
+    client = HttpClient(timeout=1.0)
+    yield client
+    await client.aclose()
 
 
-async def test_the_request_arrives_as_httpx_built_it_and_the_body_streams(client: httpx.AsyncClient) -> None:
+async def get(client: HttpClient, url: str) -> None:
+    response = await client.send(build_request("GET", url))
+    await response.aclose()
+
+
+async def test_the_request_arrives_as_it_was_built_and_the_body_streams(client: HttpClient) -> None:
     seen: list[tuple[bytes, bytes]] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,10 +60,10 @@ async def test_the_request_arrives_as_httpx_built_it_and_the_body_streams(client
 
     server, url = await serve(handler)
     async with server:
-        request = client.build_request(
+        request = build_request(
             "POST",
             f"{url}/path",
-            params={"a": "1 2"},
+            params={"a": "1 2", "sign": "a/b+c="},
             content=b'{"k":1}',
             headers={"x-tts-access-token": "t"},
         )
@@ -71,7 +72,7 @@ async def test_the_request_arrives_as_httpx_built_it_and_the_body_streams(client
         await response.aclose()
     (head, body) = seen[0]
     lines = head.decode().split("\r\n")
-    assert lines[0] == "POST /path?a=1+2 HTTP/1.1"
+    assert lines[0] == "POST /path?a=1+2&sign=a%2Fb%2Bc%3D HTTP/1.1"  # the query as encoded, once
     headers = [line.split(":", 1)[0].lower() for line in lines[1:] if line]
     assert sorted(headers) == sorted(set(headers))  # nothing sent twice
     assert {"host", "x-tts-access-token", "content-length"} <= set(headers) and "user-agent" in headers
@@ -80,23 +81,27 @@ async def test_the_request_arrives_as_httpx_built_it_and_the_body_streams(client
     assert b"".join(chunks) == b"x" * 200_000 and len(chunks) > 1
 
 
-async def test_a_refused_connection_is_a_connect_error_not_a_timeout(client: httpx.AsyncClient) -> None:
+async def test_a_refused_connection_is_a_connection_error_not_a_timeout(client: HttpClient) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    with pytest.raises(httpx.ConnectError):
-        await client.get(f"http://127.0.0.1:{port}/")
+    with pytest.raises(NoAnswer) as caught:
+        await get(client, f"http://127.0.0.1:{port}/")
+    assert caught.value.code == "connection_error"
 
 
-async def test_a_server_that_never_answers_is_a_read_timeout(client: httpx.AsyncClient) -> None:
+async def test_a_server_that_never_answers_is_a_timeout() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         await asyncio.sleep(5)
 
     server, url = await serve(handler)
+    client = HttpClient(timeout=0.3)
     async with server:
-        with pytest.raises(httpx.ReadTimeout):
-            await client.get(url, timeout=0.3)
+        with pytest.raises(NoAnswer) as caught:
+            await get(client, url)
+    await client.aclose()
+    assert caught.value.code == "timeout"
 
 
 @pytest.mark.parametrize(
@@ -104,8 +109,8 @@ async def test_a_server_that_never_answers_is_a_read_timeout(client: httpx.Async
     [b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this", b""],
     ids=["body cut short", "closed before an answer"],
 )
-async def test_a_connection_lost_mid_exchange_is_a_transport_error_not_a_timeout(
-    client: httpx.AsyncClient, answer: bytes
+async def test_a_connection_lost_mid_exchange_is_a_connection_error_not_a_timeout(
+    client: HttpClient, answer: bytes
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -115,6 +120,6 @@ async def test_a_connection_lost_mid_exchange_is_a_transport_error_not_a_timeout
 
     server, url = await serve(handler)
     async with server:
-        with pytest.raises(httpx.TransportError) as caught:
-            await client.get(url)
-    assert not isinstance(caught.value, httpx.TimeoutException)
+        with pytest.raises(NoAnswer) as caught:
+            await get(client, url)
+    assert caught.value.code == "connection_error"

@@ -1,0 +1,156 @@
+"""The HTTP requests the platform clients send, on aiohttp's connection pool and C parser.
+
+httpx's client in front of aiohttp was most of a TikTok read's own CPU (each URL parsed and checked
+character by character, header and cookie models: bench/bench_read.py), and no client needs what it
+adds: Request and Response here are what Transport.send and the providers use, nothing more.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import certifi
+import orjson
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+_CHUNK = 1 << 16
+_USER_AGENT = "invsync"
+_MAX_CONNECTIONS = 20  # per provider: a store's reads and pushes run a few requests at once at most
+
+
+class NoAnswer(Exception):
+    """A request that got no complete answer. `code` is the metric's label: a refused or broken
+    connection (connection_error) is told apart from a platform too slow to answer (timeout)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _no_answer(exc: BaseException) -> NoAnswer:
+    if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors too
+        return NoAnswer("timeout", f"timed out ({type(exc).__name__})")
+    return NoAnswer("connection_error", f"connection failed ({str(exc) or type(exc).__name__})")
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    url: str  # percent-encoded, the query included
+    headers: dict[str, str]
+    content: bytes | None = None
+
+    @property
+    def path(self) -> str:
+        return urllib.parse.urlsplit(self.url).path
+
+
+def build_request(
+    method: str,
+    url: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    json: Any = None,
+    form: Mapping[str, str] | None = None,
+) -> Request:
+    """A request with its query encoded into the URL (form encoding, a list value as a repeated
+    parameter, as the platforms' SDKs send them) and a body of raw bytes, JSON or a form."""
+    if params:
+        url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params, doseq=True)}"
+    sent = dict(headers or {})
+    if json is not None:
+        content = orjson.dumps(json)
+        sent.setdefault("content-type", "application/json")
+    elif form is not None:
+        content = urllib.parse.urlencode(form).encode()
+        sent.setdefault("content-type", "application/x-www-form-urlencoded")
+    return Request(method, url, sent, content)
+
+
+class Response:
+    """A platform's answer: its body read whole, or (streamed) read through `aiter_bytes`."""
+
+    __slots__ = ("_raw", "content", "headers", "status_code")
+
+    def __init__(self, raw: aiohttp.ClientResponse, content: bytes) -> None:
+        self._raw = raw
+        self.status_code: int = raw.status
+        self.headers: CIMultiDictProxy[str] = raw.headers
+        self.content = content  # b"" for a streamed response
+
+    def json(self) -> Any:
+        """The body as JSON; raises ValueError like json.loads."""
+        return orjson.loads(self.content)
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """A streamed body, chunk by chunk; a connection lost midway raises NoAnswer."""
+        try:
+            async for chunk in self._raw.content.iter_chunked(_CHUNK):
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _no_answer(exc) from exc
+
+    async def aclose(self) -> None:
+        self._raw.release()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """A verified context on certifi's CA bundle, built once: building one loads the bundle (~30 ms of
+    CPU), and the operator builds its clients on every sync (bench/bench_steady.py: 38% of its CPU)."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class HttpClient:
+    """One aiohttp session per provider (connection reuse), opened on first use inside the running loop."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout, sock_connect=min(10.0, timeout), sock_read=timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(ssl=_tls_context(), limit=_MAX_CONNECTIONS, keepalive_timeout=5.0)
+        return aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, headers={"User-Agent": _USER_AGENT}
+        )
+
+    async def send(self, request: Request, *, stream: bool = False) -> Response:
+        """The platform's answer, or NoAnswer. With `stream`, the body is left for the caller to read
+        and the response to close."""
+        if self._session is None:
+            self._session = self._open()
+        try:
+            raw = await self._session.request(
+                request.method,
+                URL(request.url, encoded=True),  # encoded once by build_request: not parsed again
+                headers=request.headers,
+                data=request.content,
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _no_answer(exc) from exc
+        if stream:
+            return Response(raw, b"")
+        try:
+            return Response(raw, await raw.read())
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _no_answer(exc) from exc
+        finally:
+            raw.release()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
