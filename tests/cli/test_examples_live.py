@@ -4,9 +4,9 @@ point)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+import msgspec
 from examples_world import EXAMPLES, SANDBOX, example_secrets
 from pydantic import BaseModel
 
@@ -65,7 +65,7 @@ async def test_examples_converge_to_the_plan_of_the_snapshots() -> None:
             # leave the status out
             assert {x.status for x in live} == {"ACTIVATE", "NORMAL", "Active"}
             assert all(x.writable for x in live)
-            unstated = [replace(x, status="") for x in live]
+            unstated = [msgspec.structs.replace(x, status="") for x in live]
             assert sorted(map(repr, unstated)) == sorted(map(repr, snapshot_world.listings))
             plan = compute_plan(World(manifests.rules, manifests.stores, manifests.warehouses, stock, live))
             for rule in manifests.rules:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
 import pytest
 from engine_factories import listing, rule, stock, store, warehouse, world
 
@@ -127,7 +128,7 @@ def test_diff_counts_zeroes_and_matches_by_key_across_snapshots() -> None:
         "r", ["a", "b"], [{"name": "wh", "ratio": 100}], overrides=[{"skus": ["A"], "fixedQuantity": 0}]
     )
     same = replace(base, rules=[head_rule])
-    copied = replace(same, listings=list(reversed([replace(s) for s in base.listings])))
+    copied = replace(same, listings=list(reversed([msgspec.structs.replace(s) for s in base.listings])))
     positional = diff_plans(compute_plan(base), compute_plan(same))
     keyed = diff_plans(compute_plan(base), compute_plan(copied))
     assert sorted(positional.rows, key=str) == sorted(keyed.rows, key=str)

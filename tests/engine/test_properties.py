@@ -6,6 +6,7 @@ import random
 from dataclasses import replace
 from typing import Any
 
+import msgspec
 from engine_factories import listing, rule, stock, store, warehouse
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -105,7 +106,7 @@ def test_monotone_in_available_stock(w: World, data: st.DataObject) -> None:
         return
     k = data.draw(st.integers(0, len(w.stock) - 1))
     more = list(w.stock)
-    more[k] = replace(more[k], available=more[k].available + data.draw(st.integers(1, 100)))
+    more[k] = msgspec.structs.replace(more[k], available=more[k].available + data.draw(st.integers(1, 100)))
     before = {(r[0], r[1], r[2], r[3]): r[4] for r in _rows(w)}
     after = {(r[0], r[1], r[2], r[3]): r[4] for r in _rows(replace(w, stock=more))}
     assert before.keys() == after.keys()
@@ -117,7 +118,9 @@ def test_monotone_in_available_stock(w: World, data: st.DataObject) -> None:
 def test_disabled_or_platform_warehouse_never_contributes(w: World, data: st.DataObject) -> None:
     inert = {x.name for x in w.warehouses if not x.spec.enabled or x.spec.type == "Platform"}
     changed = [
-        replace(r, available=data.draw(st.integers(-5, 500)), continue_selling=data.draw(st.booleans()))
+        msgspec.structs.replace(
+            r, available=data.draw(st.integers(-5, 500)), continue_selling=data.draw(st.booleans())
+        )
         if r.location in inert
         else r
         for r in w.stock

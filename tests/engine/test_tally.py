@@ -7,6 +7,7 @@ import random
 from dataclasses import replace
 from typing import Any
 
+import msgspec
 import pytest
 from engine_factories import listing, rule, stock, store, warehouse
 
@@ -60,7 +61,7 @@ def _world(rnd: random.Random) -> World:
 
 def _listing(rnd: random.Random, s: str, k: str, cw: str) -> Listing:
     x = listing(s, k, cw, quantity=rnd.choice([0, 0, rnd.randint(1, 40)]))
-    return replace(x, status="DRAFT", writable=False) if rnd.random() < 0.05 else x
+    return msgspec.structs.replace(x, status="DRAFT", writable=False) if rnd.random() < 0.05 else x
 
 
 def _of(w: World, skus: set[str]) -> World:
@@ -87,7 +88,9 @@ def _change(rnd: random.Random, w: World) -> tuple[World, set[str]]:
             mine = [i for i, x in enumerate(listings) if x.sku == sku]
             if mine:
                 i = rnd.choice(mine)
-                listings[i] = replace(listings[i], quantity=rnd.choice([0, rnd.randint(1, 40)]))
+                listings[i] = msgspec.structs.replace(
+                    listings[i], quantity=rnd.choice([0, rnd.randint(1, 40)])
+                )
         elif what < 0.9:
             listings = [x for x in listings if not (x.sku == sku and x.store == "s1")]
         else:
@@ -144,7 +147,7 @@ def test_an_acknowledged_push_counts_the_slot_at_its_new_value() -> None:
     pushed = replace(
         w,
         listings=[
-            replace(
+            msgspec.structs.replace(
                 x, quantity=acked.get((x.store, x.product_id, x.sku_id, x.channel_warehouse_id), x.quantity)
             )
             for x in w.listings

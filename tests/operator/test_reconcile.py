@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from invsync.api import InventorySource, Store, SyncRule, SyncRuleStatus, Warehouse
@@ -127,7 +128,7 @@ class FakeChannel:
             ok = u.sku not in self.fail_skus
             if ok:
                 key = (u.product_id, u.sku_id, u.channel_warehouse_id)
-                self.listings[key] = replace(self.listings[key], quantity=u.quantity)
+                self.listings[key] = msgspec.structs.replace(self.listings[key], quantity=u.quantity)
             out.append(PushOutcome(u, ok, "" if ok else "sku locked"))
         return out
 
@@ -418,7 +419,7 @@ async def test_webhook_sync_replans_only_the_named_skus() -> None:
     await run(r, world(r), ports, memory)
     assert ch.pushes == []
     src.records = []  # a webhook sync must not re-read the source
-    ch.listings[("p-B", "s-B", "CW1")] = replace(
+    ch.listings[("p-B", "s-B", "CW1")] = msgspec.structs.replace(
         ch.listings[("p-B", "s-B", "CW1")], quantity=50
     )  # hand edit, not re-read either
     report = await run(r, world(r), ports, memory, skus=frozenset({"A"}), webhook_rows=[stock("A", 8)])
@@ -536,7 +537,7 @@ async def test_webhook_sync_reads_its_skus_live_and_a_channel_changed_behind_its
     # The platform loses the writes (restarted with other data); then a webhook names A only.
     for sku, qty in (("A", 4), ("B", 0), ("C", 0)):
         key = (f"p-{sku}", f"s-{sku}", "CW1")
-        ch.listings[key] = replace(ch.listings[key], quantity=qty)
+        ch.listings[key] = msgspec.structs.replace(ch.listings[key], quantity=qty)
     ch.pushes.clear()
     report = await run(r, world(r), ports, memory, skus=frozenset({"A"}), webhook_rows=[stock("A", 10)])
     assert ch.reads[-1] == frozenset({"A"})

@@ -8,10 +8,12 @@ against the real providers.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar
+
+import msgspec
 
 from ..api import InventorySource, Store, SyncRule, Warehouse
 from ..engine import Hold, PlanCounts, PlanRow
@@ -194,7 +196,10 @@ class ReadState:
         slots = self.listings.get(sku)
         if slots is not None:
             self.listings[sku] = _kept(
-                tuple(replace(x, quantity=quantity) if listing_key(x) == key else x for x in _many(slots))
+                tuple(
+                    msgspec.structs.replace(x, quantity=quantity) if listing_key(x) == key else x
+                    for x in _many(slots)
+                )
             )
 
 

@@ -17,6 +17,8 @@ from sys import intern
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
 from .client import Request, Response
@@ -405,7 +407,8 @@ class TikTokChannel:
                     outcomes += [PushOutcome(u, False, message) for u in group]
                     continue
                 by_sku[sku_id] = [
-                    replace(u, quantity=now[u.channel_warehouse_id]) if u.carried else u for u in group
+                    msgspec.structs.replace(u, quantity=now[u.channel_warehouse_id]) if u.carried else u
+                    for u in group
                 ]
         if not by_sku:
             return outcomes
