@@ -21,6 +21,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 _CHUNK = 1 << 16
+_UNDECODED = object()
 _USER_AGENT = "invsync"
 _MAX_CONNECTIONS = 20  # per provider: a store's reads and pushes run a few requests at once at most
 
@@ -80,17 +81,21 @@ def build_request(
 class Response:
     """A platform's answer: its body read whole, or (streamed) read through `aiter_bytes`."""
 
-    __slots__ = ("_raw", "content", "headers", "status_code")
+    __slots__ = ("_json", "_raw", "content", "headers", "status_code")
 
     def __init__(self, raw: aiohttp.ClientResponse, content: bytes) -> None:
         self._raw = raw
         self.status_code: int = raw.status
         self.headers: CIMultiDictProxy[str] = raw.headers
         self.content = content  # b"" for a streamed response
+        self._json: Any = _UNDECODED
 
     def json(self) -> Any:
-        """The body as JSON; raises ValueError like json.loads."""
-        return orjson.loads(self.content)
+        """The body as JSON, decoded once: a retry hint looks at it before the client does. Raises
+        ValueError like json.loads."""
+        if self._json is _UNDECODED:
+            self._json = orjson.loads(self.content)
+        return self._json
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """A streamed body, chunk by chunk; a connection lost midway raises NoAnswer."""

@@ -100,12 +100,7 @@ def _rate_limit_hint(response: Response) -> float | None:
     """Lazada answers its rate limit (901, ApiCallLimit) in the envelope: retry it in the next second."""
     if response.status_code == 429 or response.status_code >= 500:
         return None
-    # Every answer passes here: parse only a body that can hold the code (envelope codes are strings;
-    # a page of products is full of unquoted numbers).
-    content = response.content
-    if b'"901"' not in content and CODE_API_CALL_LIMIT.encode() not in content:
-        return None
-    try:
+    try:  # decoded once: the client reads the same envelope
         code = response.json().get("code")
     except (ValueError, AttributeError):
         return None

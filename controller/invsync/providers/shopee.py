@@ -100,10 +100,7 @@ def _envelope_hint(response: Response) -> float | None:
     """Retry a rate-limit or system-busy answer that did not come as a 429 or 5xx."""
     if response.status_code == 429 or response.status_code >= 500:
         return None
-    content = response.content
-    if RATE_LIMIT_MARK.encode() not in content and ERROR_SYSTEM_BUSY.encode() not in content:
-        return None
-    try:
+    try:  # decoded once: the client reads the same envelope
         error = str(response.json().get("error") or "")
     except (ValueError, AttributeError):
         return None

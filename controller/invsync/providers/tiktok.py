@@ -23,7 +23,7 @@ from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
 from .client import Request, Response
 from .tokens import SharedTokens, TokenPair, TokenSink
-from .transport import RetryPolicy, Transport, decode_json, shared_bucket
+from .transport import RetryPolicy, Transport, shared_bucket
 
 log = logging.getLogger("invsync.providers.tiktok")
 
@@ -76,7 +76,7 @@ class Credentials:
 
 def _code(response: Response) -> int | None:
     try:
-        body = decode_json(response.content)
+        body = response.json()
     except ValueError:
         return None
     code = body.get("code") if isinstance(body, dict) else None
@@ -86,10 +86,6 @@ def _code(response: Response) -> int | None:
 def _rate_limit_hint(response: Response) -> float | None:
     """TikTok may report its rate limit in the envelope of a non-429 answer; retry it like a 429."""
     if response.status_code == 429 or response.status_code >= 500:
-        return None
-    # Every answer passes here: parse only a body that can hold the code (parsing every page twice was
-    # ~15% of the operator's CPU in a full read, bench/bench_steady.py).
-    if str(CODE_RATE_LIMITED).encode() not in response.content:
         return None
     return 0.0 if _code(response) == CODE_RATE_LIMITED else None
 
@@ -186,7 +182,7 @@ class TikTokChannel:
                 operation, lambda: self._build(method, path, query or {}, payload), hint=_rate_limit_hint
             )
             try:
-                envelope = decode_json(response.content)
+                envelope = response.json()  # decoded once, by the rate-limit hint
             except ValueError:
                 raise self.transport.error(
                     ProviderError, operation, f"HTTP {response.status_code}: response is not JSON"
@@ -223,7 +219,7 @@ class TikTokChannel:
             "token_refresh", lambda: self.transport.build("GET", url, params=params)
         )
         try:
-            envelope = decode_json(response.content)
+            envelope = response.json()
             data = envelope["data"] if envelope.get("code") == CODE_OK else None
             token = data["access_token"] if isinstance(data, dict) else None
         except (ValueError, KeyError, TypeError, AttributeError):
