@@ -33,6 +33,8 @@ _MIN_SECRET_LEN = 4  # shorter values would redact ordinary text; credentials ar
 # Query parameters that carry a credential on the platforms we call (docs/security.md, "Log scrubbing")
 _CREDENTIAL_PARAMS = frozenset(
     {"access_token", "app_secret", "auth_code", "client_secret", "refresh_token"}
+    # Shopee's partner id: a short number, so hidden where it is named rather than wherever it occurs
+    | {"partner_id"}
     # signed download URLs (a Shopify bulk operation's result): whoever has the URL has the file
     | {"signature", "X-Goog-Signature", "X-Goog-Credential"}
 )
