@@ -2,7 +2,7 @@
 index) and its plan's tally, built from decoded pages the way a full sync builds them.
 
 TikTok products-search pages and ERP pages are generated as the sandbox serves them, decoded with
-the clients' decoder and turned into Listings and StockRecords by the clients' own code; the bytes
+the clients' decoders and turned into Listings and StockRecords by the clients' own code; the bytes
 are tracemalloc's count of what stays allocated once the pages are gone. Also the process RSS after
 each size (the interpreter and the libraries included). Target: <= 400 bytes per listing held.
 Usage: .venv/bin/python bench/bench_memory.py [--listings 100000 1000000] [--shop-size 10000]
@@ -24,7 +24,7 @@ from invsync.engine.records import Listing, StockRecord
 from invsync.engine.tally import RuleTally
 from invsync.operator.state import ReadState
 from invsync.providers.http_source import _plain_page
-from invsync.providers.tiktok import TikTokChannel
+from invsync.providers.tiktok import _ENVELOPE, _SEARCH_PAGE, TikTokChannel
 from report import emit, log, machine, table
 
 PAGE = 100
@@ -62,8 +62,10 @@ def read_state(shops: int, products: int) -> ReadState:
         channel = TikTokChannel.__new__(TikTokChannel)
         channel.store = store.name
         for start in range(0, products, PAGE):
-            page = orjson.loads(_page(s, start, min(PAGE, products - start)))
-            for product in page["data"]["products"]:
+            envelope = _ENVELOPE.decode(_page(s, start, min(PAGE, products - start)))
+            page = _SEARCH_PAGE.decode(envelope.data)
+            assert page is not None
+            for product in page.products:
                 listings += channel._slots(product)
     stock: list[StockRecord] = []
     for start in range(0, products, 500):

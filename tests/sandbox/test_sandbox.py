@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiohttp import web
 
@@ -256,7 +257,7 @@ async def test_two_hundred_thousand_generated_listings_page_by_index() -> None:
         envelope = await channel._call(
             "products_search", "POST", "/product/202309/products/search", params, newest
         )
-        data = envelope["data"]
+        data = orjson.loads(memoryview(envelope.data))
         assert data["total_count"] == 10_000 and data["next_page_token"] == ""
         assert data["products"][-1]["skus"][1] == {
             "id": "gs199999",

@@ -12,14 +12,16 @@ import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import certifi
+import msgspec
 import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+T = TypeVar("T")
 _CHUNK = 1 << 16
 _UNDECODED = object()
 _USER_AGENT = "invsync"
@@ -81,7 +83,7 @@ def build_request(
 class Response:
     """A platform's answer: its body read whole, or (streamed) read through `aiter_bytes`."""
 
-    __slots__ = ("_json", "_raw", "content", "headers", "status_code")
+    __slots__ = ("_decoded", "_json", "_raw", "content", "headers", "status_code")
 
     def __init__(self, raw: aiohttp.ClientResponse, content: bytes) -> None:
         self._raw = raw
@@ -89,6 +91,7 @@ class Response:
         self.headers: CIMultiDictProxy[str] = raw.headers
         self.content = content  # b"" for a streamed response
         self._json: Any = _UNDECODED
+        self._decoded: tuple[msgspec.json.Decoder[Any], Any] | None = None
 
     def json(self) -> Any:
         """The body as JSON, decoded once: a retry hint looks at it before the client does. Raises
@@ -96,6 +99,13 @@ class Response:
         if self._json is _UNDECODED:
             self._json = orjson.loads(self.content)
         return self._json
+
+    def decoded(self, decoder: msgspec.json.Decoder[T]) -> T:
+        """The body decoded by `decoder` into its typed structs, once (as `json`); raises
+        msgspec.DecodeError (ValidationError: the JSON does not have the decoder's shape)."""
+        if self._decoded is None or self._decoded[0] is not decoder:
+            self._decoded = (decoder, decoder.decode(self.content))
+        return cast(T, self._decoded[1])
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """A streamed body, chunk by chunk; a connection lost midway raises NoAnswer."""
