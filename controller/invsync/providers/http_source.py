@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from sys import intern
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engine.records import Location, StockRecord
 from .base import AuthError, PartialReadError, ProviderError
 from .client import Response
-from .transport import RetryPolicy, Transport, decode_json
+from .transport import RetryPolicy, Transport
 from .webhooks import StockItem, parse_generic
 
 PLATFORM = "http"
@@ -41,7 +42,7 @@ def _plain_page(source: str, body: bytes) -> tuple[list[StockRecord], str | None
     them; the read is kept between syncs); None for anything else, which `_Page` then validates (it
     coerces what it may and names what it refuses)."""
     try:
-        page = decode_json(body)
+        page = orjson.loads(body)
     except ValueError:
         return None
     if not isinstance(page, dict):

@@ -18,9 +18,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
 
 from ..metrics import PLATFORM_REQUESTS
 from .base import ProviderError, RateLimitedError, UnavailableError
@@ -195,12 +192,6 @@ def retry_after(response: Response) -> float | None:
         except (TypeError, ValueError):
             return None
         return max(0.0, when - time.time())
-
-
-def decode_json(body: bytes) -> Any:
-    """A response body as JSON, by orjson: a third of the standard library's CPU on a products page
-    (bench/bench_read.py), and pages are most of a full read. Raises ValueError like json.loads."""
-    return orjson.loads(body)
 
 
 # A callback that tells the transport to retry a response the platform answered with 200 (TikTok's
