@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from invsync.providers.client import HttpClient, NoAnswer, build_request
+from invsync.providers.client import Connections, HttpClient, NoAnswer, build_request
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -123,3 +123,34 @@ async def test_a_connection_lost_mid_exchange_is_a_connection_error_not_a_timeou
         with pytest.raises(NoAnswer) as caught:
             await get(client, url)
     assert caught.value.code == "connection_error"
+
+
+async def test_clients_on_shared_connections_reuse_one_connection_and_leave_it_open() -> None:
+    """The operator builds its providers for each sync: on its Connections, the second sync's client
+    sends on the connection the first opened, and closing a client does not close the pool."""
+    connections: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while not reader.at_eof():
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server, url = await serve(handler)
+    shared = Connections()
+    async with server:
+        for _sync in range(3):
+            client = HttpClient(timeout=1.0, connections=shared)
+            response = await client.send(build_request("GET", f"{url}/page"))
+            assert response.content == b"ok"
+            await client.aclose()
+        await shared.aclose()
+        own = HttpClient(timeout=1.0)  # without shared connections: a pool of its own, closed with it
+        await get(own, url)
+        await own.aclose()
+    assert len(connections) == 2

@@ -127,6 +127,7 @@ async def _operate(
 ) -> None:
     import kopf
 
+    from ..providers import Connections
     from .handlers import register
     from .http import Reachability, metrics_app, serve, webhook_app
     from .kube import Kube, KubePorts, load_config
@@ -135,7 +136,8 @@ async def _operate(
 
     api = load_config()
     op = Operator(Kube(api), shard)
-    op.ports = KubePorts(op.kube, op.read_secret, retry)
+    connections = Connections()
+    op.ports = KubePorts(op.kube, op.read_secret, retry, connections)
     coordinator = ShardCoordinator(api, statefulset) if statefulset is not None else None
     if coordinator is not None:
         op.coordinator, op.shard = coordinator, coordinator.shard  # owns nothing until the first look
@@ -179,6 +181,7 @@ async def _operate(
         )
     finally:
         await servers.stop()
+        await connections.aclose()
 
 
 def _namespace(explicit: str | None) -> str:

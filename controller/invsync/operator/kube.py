@@ -16,7 +16,15 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api import GROUP, VERSION, InventorySource, Store
 from ..errors import InputError
-from ..providers import ACCESS_TOKEN_EXPIRE_IN, RetryPolicy, TokenPair, TokenSink, build_channel, build_source
+from ..providers import (
+    ACCESS_TOKEN_EXPIRE_IN,
+    Connections,
+    RetryPolicy,
+    TokenPair,
+    TokenSink,
+    build_channel,
+    build_source,
+)
 from ..providers.base import InventorySourceProvider, SalesChannel
 
 PLURALS = {
@@ -131,16 +139,24 @@ class KubePorts:
         kube: Kube,
         read_secret: Callable[[str, str], Awaitable[Mapping[str, str] | None]] | None = None,
         retry: RetryPolicy | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self._kube = kube
         self._read_secret = read_secret or kube.read_secret
         self._retry = retry
+        self._connections = connections  # the clients of every sync share its connections
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
         return await self._read_secret(namespace, name)
 
     def channel(self, store: Store, secret: Mapping[str, str]) -> SalesChannel:
-        return build_channel(store, secret, retry=self._retry, on_refresh=self._token_writer(store))
+        return build_channel(
+            store,
+            secret,
+            retry=self._retry,
+            on_refresh=self._token_writer(store),
+            connections=self._connections,
+        )
 
     def _token_writer(self, store: Store) -> TokenSink:
         """Writes a refreshed pair back to the Store's Secret, so a restarted operator starts from it."""
@@ -160,4 +176,4 @@ class KubePorts:
         return write
 
     def source(self, source: InventorySource, secret: Mapping[str, str] | None) -> InventorySourceProvider:
-        return build_source(source, secret, retry=self._retry)
+        return build_source(source, secret, retry=self._retry, connections=self._connections)

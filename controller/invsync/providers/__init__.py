@@ -19,6 +19,7 @@ from .base import (
     UnavailableError,
     WebhookRejectedError,
 )
+from .client import Connections
 from .http_source import HttpSource
 from .lazada import Credentials as LazadaCredentials
 from .lazada import LazadaChannel
@@ -32,6 +33,7 @@ from .transport import RetryPolicy
 __all__ = [
     "ACCESS_TOKEN_EXPIRE_IN",
     "AuthError",
+    "Connections",
     "CredentialsError",
     "InventorySourceProvider",
     "MultiWarehouseRefusedError",
@@ -67,6 +69,7 @@ def build_channel(
     *,
     retry: RetryPolicy | None = None,
     on_refresh: TokenSink | None = None,
+    connections: Connections | None = None,
 ) -> SalesChannel:
     """The sales channel of a Store; the Secret holds app_key, app_secret (tiktok, lazada) or partner_id,
     partner_key (shopee), access_token, refresh_token and, once invsync refreshed the token,
@@ -93,6 +96,7 @@ def build_channel(
         "burst": spec.rate_limit.burst,
         "retry": retry,
         "on_refresh": on_refresh,
+        "connections": connections,
     }
     if spec.platform == "shopee":
         partner_id = _require(secret, "partner_id", what)
@@ -122,6 +126,7 @@ def build_source(
     secret: Mapping[str, str] | None,
     *,
     retry: RetryPolicy | None = None,
+    connections: Connections | None = None,
 ) -> InventorySourceProvider:
     """The provider of an InventorySource; shopify needs key access_token, http takes key token."""
     spec = source.spec
@@ -132,6 +137,7 @@ def build_source(
             endpoint=spec.endpoint,
             access_token=token,
             retry=retry,
+            connections=connections,
             api_version=spec.shopify_api_version,
         )
     return HttpSource(
@@ -139,4 +145,5 @@ def build_source(
         endpoint=spec.endpoint,
         token=(secret or {}).get("token"),
         retry=retry,
+        connections=connections,
     )

@@ -25,7 +25,7 @@ T = TypeVar("T")
 _CHUNK = 1 << 16
 _UNDECODED = object()
 _USER_AGENT = "invsync"
-_MAX_CONNECTIONS = 20  # per provider: a store's reads and pushes run a few requests at once at most
+_MAX_CONNECTIONS = 100  # per pool: the operator's one pool serves every store of its shard
 
 
 class NoAnswer(Exception):
@@ -126,33 +126,53 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-class HttpClient:
-    """One aiohttp session per provider (connection reuse), opened on first use inside the running loop."""
+class Connections:
+    """One aiohttp session (opened on first use, inside the running loop) whose connection pool every
+    client built with it shares: the operator builds its providers for each sync, and with this they
+    reuse the connections the syncs before opened (no new TCP and TLS handshakes). Whoever creates
+    it closes it."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Every TikTok shop is on one API host: the pool is not limited per host (each store's
+            # rate limit bounds what it sends at once). An idle connection is closed after 30 s, before
+            # common servers' keep-alive ends (60 to 75 s), so a request never meets one they closed.
+            connector = aiohttp.TCPConnector(
+                ssl=_tls_context(), limit=_MAX_CONNECTIONS, keepalive_timeout=30.0
+            )
+            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": _USER_AGENT})
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class HttpClient:
+    """Sends one provider's requests, on the shared `connections` or on a pool of its own."""
+
+    def __init__(self, timeout: float, connections: Connections | None = None) -> None:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout, sock_connect=min(10.0, timeout), sock_read=timeout
         )
-        self._session: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(ssl=_tls_context(), limit=_MAX_CONNECTIONS, keepalive_timeout=5.0)
-        return aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, headers={"User-Agent": _USER_AGENT}
-        )
+        self._shared = connections is not None
+        self._connections = connections or Connections()
 
     async def send(self, request: Request, *, stream: bool = False) -> Response:
         """The platform's answer, or NoAnswer. With `stream`, the body is left for the caller to read
         and the response to close."""
-        if self._session is None:
-            self._session = self._open()
         try:
-            raw = await self._session.request(
+            raw = await self._connections.session().request(
                 request.method,
                 URL(request.url, encoded=True),  # encoded once by build_request: not parsed again
                 headers=request.headers,
                 data=request.content,
                 allow_redirects=False,
+                timeout=self._timeout,
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _no_answer(exc) from exc
@@ -166,6 +186,5 @@ class HttpClient:
             raw.release()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if not self._shared:
+            await self._connections.aclose()

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engine.records import Location, StockRecord
 from .base import AuthError, PartialReadError, ProviderError
-from .client import Response
+from .client import Connections, Response
 from .transport import RetryPolicy, Transport
 from .webhooks import StockItem, parse_generic
 
@@ -81,11 +81,14 @@ class HttpSource:
         endpoint: str,
         token: str | None,
         retry: RetryPolicy | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.transport = Transport(PLATFORM, secrets=[token] if token else [], retry=retry)
+        self.transport = Transport(
+            PLATFORM, secrets=[token] if token else [], retry=retry, connections=connections
+        )
 
     async def aclose(self) -> None:
         await self.transport.aclose()

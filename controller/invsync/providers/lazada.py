@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, PartialReadError, ProviderError, PushOutcome
-from .client import Request, Response
+from .client import Connections, Request, Response
 from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, shared_bucket
 
@@ -119,6 +119,7 @@ class LazadaChannel:
         rate: float,
         burst: int,
         retry: RetryPolicy | None = None,
+        connections: Connections | None = None,
         on_refresh: TokenSink | None = None,
     ) -> None:
         self.store = store
@@ -136,6 +137,7 @@ class LazadaChannel:
             ),
             limit=shared_bucket(f"{PLATFORM}|{self.endpoint}|{credentials.app_key}|{store}", rate, burst),
             retry=retry,
+            connections=connections,
         )
         self._warehouses: list[ChannelWarehouse] | None = None
         self._writes = _Writes(self._update)

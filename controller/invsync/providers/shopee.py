@@ -18,7 +18,7 @@ from typing import Any
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, PartialReadError, ProviderError, PushOutcome
-from .client import Request, Response
+from .client import Connections, Request, Response
 from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, shared_bucket
 
@@ -120,6 +120,7 @@ class ShopeeChannel:
         rate: float,
         burst: int,
         retry: RetryPolicy | None = None,
+        connections: Connections | None = None,
         on_refresh: TokenSink | None = None,
     ) -> None:
         self.store = store
@@ -131,6 +132,7 @@ class ShopeeChannel:
             secrets=(credentials.partner_key, credentials.access_token, credentials.refresh_token),
             limit=shared_bucket(f"{self.endpoint}|shopee|{shop_id}", rate, burst),
             retry=retry,
+            connections=connections,
         )
         # a refresh spends the refresh token: every client of the shop must take the new pair
         self.tokens = SharedTokens(

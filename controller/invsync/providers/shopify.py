@@ -19,7 +19,7 @@ import orjson
 from ..api.kinds import SHOPIFY_API_VERSION
 from ..engine.records import Location, StockRecord
 from .base import AuthError, PartialReadError, ProviderError, UnavailableError, WebhookRejectedError
-from .client import NoAnswer, Response
+from .client import Connections, NoAnswer, Response
 from .transport import RetryPolicy, Transport
 from .webhooks import SHOPIFY_HMAC_HEADER, parse_generic, verify_shopify
 
@@ -130,6 +130,7 @@ class ShopifySource:
         endpoint: str,
         access_token: str,
         retry: RetryPolicy | None = None,
+        connections: Connections | None = None,
         api_version: str = API_VERSION,
         bulk_threshold: int = BULK_THRESHOLD,
         bulk_timeout: float = BULK_TIMEOUT,
@@ -141,7 +142,7 @@ class ShopifySource:
         self._fell_forward = False
         self.url = f"{endpoint.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self._token = access_token
-        self.transport = Transport(PLATFORM, secrets=[access_token], retry=retry)
+        self.transport = Transport(PLATFORM, secrets=[access_token], retry=retry, connections=connections)
         self._items = _ITEMS.setdefault(self.url, {})
 
     async def aclose(self) -> None:

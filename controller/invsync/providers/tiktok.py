@@ -22,7 +22,7 @@ import orjson
 
 from ..engine.records import ChannelWarehouse, Listing, SlotUpdate
 from .base import AuthError, MultiWarehouseRefusedError, PartialReadError, ProviderError, PushOutcome
-from .client import Request, Response
+from .client import Connections, Request, Response
 from .tokens import SharedTokens, TokenPair, TokenSink
 from .transport import RetryPolicy, Transport, shared_bucket
 
@@ -149,6 +149,7 @@ class TikTokChannel:
         rate: float,
         burst: int,
         retry: RetryPolicy | None = None,
+        connections: Connections | None = None,
         on_refresh: TokenSink | None = None,
     ) -> None:
         self.store = store
@@ -167,6 +168,7 @@ class TikTokChannel:
             ),
             limit=shared_bucket(f"{self.endpoint}|{shop_cipher}", rate, burst),
             retry=retry,
+            connections=connections,
         )
         self.tokens = SharedTokens(
             (PLATFORM, self.endpoint, shop_cipher, credentials.access_token),

@@ -1,6 +1,7 @@
 """Shared HTTP behaviour of every platform client: rate limiting, retries, metrics, redaction.
 
-One ``Transport`` per provider instance owns one HTTP client (client.py: connection reuse). Requests
+One ``Transport`` per provider instance sends through one HTTP client (client.py), on the operator's
+shared connections or on a pool of its own. Requests
 are rebuilt by a callback on every attempt so that signed platforms (TikTok) get a fresh timestamp and
 signature for each retry.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from ..metrics import PLATFORM_REQUESTS
 from .base import ProviderError, RateLimitedError, UnavailableError
-from .client import HttpClient, NoAnswer, Request, Response, build_request
+from .client import Connections, HttpClient, NoAnswer, Request, Response, build_request
 
 log = logging.getLogger("invsync.providers")
 
@@ -210,13 +211,14 @@ class Transport:
         secrets: Iterable[str],
         limit: TokenBucket | None = None,
         retry: RetryPolicy | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self.platform = platform
         self.retry = retry or RetryPolicy()
         secrets = list(secrets)
         SECRETS.add(secrets)
         self.redactor = Redactor(secrets)
-        self.client = HttpClient(self.retry.timeout)
+        self.client = HttpClient(self.retry.timeout, connections)
         self._bucket = limit
 
     build = staticmethod(build_request)
