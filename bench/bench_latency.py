@@ -167,7 +167,7 @@ def paced_run(plane: ControlPlane, world: World, rate: float, seconds: float, ru
         wait_for(lambda: not pending, what="every change on the channel", timeout=120)
         sending = False
         watcher.join()
-        cpu1, rss, _ = process_usage(op.proc.pid)
+        cpu1, rss, peak = process_usage(op.proc.pid)
         syncs = sync_runs(op) - runs0
         wait_for(
             lambda: buckets(op)[float("inf")] - before.get(float("inf"), 0.0) >= total,
@@ -185,6 +185,7 @@ def paced_run(plane: ControlPlane, world: World, rate: float, seconds: float, ru
             "cpu_per_change": (cpu1 - cpu0) / total,
             "syncs": syncs,
             "rss": rss,
+            "peak": peak,
         }
         log(f"run {run}: {result}")
         return result
@@ -223,6 +224,7 @@ def main() -> None:
                 f"{median([r['cpu_per_change'] for r in runs]) * 1000:.1f} ms",
                 f"{median([r['changes'] / max(r['syncs'], 1) for r in runs]):.1f}",
                 f"{median([r['rss'] for r in runs]):.0f} MiB",
+                f"{median([r['peak'] for r in runs]):.0f} MiB",
             ]
         ]
         emit(
@@ -245,6 +247,7 @@ def main() -> None:
                     "operator CPU per change",
                     "changes per sync",
                     "operator RSS",
+                    "peak RSS (the full sync's included)",
                 ],
                 rows,
             ),
