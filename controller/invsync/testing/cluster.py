@@ -62,6 +62,15 @@ class Kubectl(Protocol):
     ) -> subprocess.CompletedProcess[str]: ...
 
 
+def built_path(script: Path, *args: str) -> Path:
+    """The path a hack/build-*.sh script prints last: it builds its binaries once, then prints the
+    cached ones (its progress goes to stderr)."""
+    built = subprocess.run([str(script), *args], stdout=subprocess.PIPE, text=True, check=False)
+    if built.returncode != 0 or not built.stdout.strip():
+        raise ControlPlaneError(f"{script} failed (exit {built.returncode}); see its output above")
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
 def binary_dir(node: bool = False) -> Path:
     """The directory holding etcd, kube-apiserver and kubectl (and with ``node`` the local node's
     binaries): ``$INVSYNC_BIN_DIR`` when set, else whatever hack/build-control-plane.sh prints (it
@@ -70,11 +79,7 @@ def binary_dir(node: bool = False) -> Path:
     if configured and not node:
         path = Path(configured)
     else:
-        argv = [str(BUILD_SCRIPT), "--node"] if node else [str(BUILD_SCRIPT)]
-        built = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
-        if built.returncode != 0 or not built.stdout.strip():
-            raise ControlPlaneError(f"{BUILD_SCRIPT} failed (exit {built.returncode}); see its output above")
-        path = Path(built.stdout.strip().splitlines()[-1])
+        path = built_path(BUILD_SCRIPT, *(["--node"] if node else []))
     missing = [name for name in BINARIES if not os.access(path / name, os.X_OK)]
     if missing:
         raise ControlPlaneError(

@@ -47,15 +47,7 @@ def _log(message: str) -> None:
 def helm_binary() -> Path:
     """``$INVSYNC_HELM`` when set (make sets it), else what hack/build-helm.sh builds or has cached."""
     configured = os.environ.get("INVSYNC_HELM")
-    if configured:
-        path = Path(configured)
-    else:
-        built = subprocess.run([str(HELM_BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
-        if built.returncode != 0 or not built.stdout.strip():
-            raise cluster.ControlPlaneError(
-                f"{HELM_BUILD_SCRIPT} failed (exit {built.returncode}); see its output above"
-            )
-        path = Path(built.stdout.strip().splitlines()[-1])
+    path = Path(configured) if configured else cluster.built_path(HELM_BUILD_SCRIPT)
     if not os.access(path, os.X_OK):
         raise cluster.ControlPlaneError(f"helm not found at {path}: run make helm (or unset INVSYNC_HELM)")
     return path

@@ -179,14 +179,10 @@ def build_wheels(directory: Path, work: Path) -> None:
     copy of what the Dockerfile copies, so the work tree gets no build/ directory."""
     _log("wheels: this checkout and its dependencies")
     source = work / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO_ROOT / name, source / name)
-    shutil.copytree(
-        REPO_ROOT / "controller",
-        source / "controller",
-        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
-    )
+    for path in _app_sources():  # the files the app layer's cache key is made of, and only those
+        copy = source / path.relative_to(REPO_ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy)
     _run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(directory), str(source)],
         stdout=sys.stderr,
