@@ -45,10 +45,7 @@ class RuleTally:
 
     def add(self, plan: RulePlan, sign: int = 1) -> None:
         """Add (sign 1) or take out (sign -1) what `plan` decides."""
-        listings = plan.rows.listings
-        for i, desired in plan.rows.slots():
-            slot = listings[i]
-            self._row(slot.store, slot.channel_warehouse_id, slot.sku, slot.quantity, desired, sign)
+        self._rows(plan, sign)
         for store, n in plan.unmatched.items():
             _bump(self.unmatched, store, n * sign)
         for h in plan.holds:
@@ -60,6 +57,34 @@ class RuleTally:
         for store, skus in plan.duplicate_skus.items():
             for sku in skus:
                 _bump(self.duplicates, (store, sku), sign)
+
+    def _rows(self, plan: RulePlan, sign: int) -> None:
+        """`_row` of every row, summed per store in plain integers first and added to the counters
+        once per store: a full plan's tally is a million rows."""
+        listings = plan.rows.listings
+        sums: dict[str, list[int]] = {}  # store -> [managed, in sync, drift units]
+        showing = 0
+        for i, desired in plan.rows.slots():
+            slot = listings[i]
+            store = slot.store
+            acc = sums.get(store)
+            if acc is None:
+                acc = sums[store] = [0, 0, 0]
+            live = slot.quantity
+            acc[0] += 1
+            if live == desired:
+                acc[1] += 1
+            else:
+                acc[2] += abs(desired - live)
+            if live > 0:
+                showing += 1
+                if desired == 0:
+                    _bump(self.zeroing, (store, slot.channel_warehouse_id, slot.sku), sign)
+        for store, (managed, same, units) in sums.items():
+            for counter, n in ((self.listings, managed), (self.in_sync, same), (self.drift_units, units)):
+                if n:
+                    _bump(counter, store, n * sign)
+        self.showing += showing * sign
 
     def relive(self, row: PlanRow, live: int) -> None:
         """The channel acknowledged `live` for `row`'s slot: count it at that value from now on."""
