@@ -563,7 +563,8 @@ class _StorePlan:
                 desired, reason = HELD, feed.key
             else:
                 desired, reason = feed.decide(sku, settings, None)
-            result = (*columns[r], desired, reason, tuple(self.rule_index[y] for y in younger), r)
+            others = tuple(self.rule_index[y] for y in younger) if younger else ()  # once per SKU
+            result = (*columns[r], desired, reason, others, r)
         cache[sku] = result
         return result
 
