@@ -83,7 +83,7 @@ def test_default_values_render_the_kustomize_base(helm: Path) -> None:
         assert rendered[key] == doc, key
 
 
-def test_values_set_replicas_image_resources_granted_namespaces_and_the_endpoint_policy(helm: Path) -> None:
+def test_values_set_replicas_image_resources_env_granted_namespaces_and_the_endpoint_policy(helm: Path) -> None:
     resources = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1536Mi"}}
     rendered = template(
         helm,
@@ -95,6 +95,8 @@ def test_values_set_replicas_image_resources_granted_namespaces_and_the_endpoint
         "resources.requests.memory=1Gi",
         "resources.limits.memory=1536Mi",
         "grantedNamespaces={shop,outlet}",
+        "env[0].name=HTTPS_PROXY",
+        "env[0].value=http://proxy.example:3128",
         "endpointPolicy.enabled=true",
         "endpointPolicy.allowedHosts={open-api.tiktokglobalshop.com,partner.shopeemobile.com,openplatform.shopee.cn,openplatform.shopee.com.br,api.lazada.sg,api.lazada.co.th,api.lazada.com.my,api.lazada.vn,api.lazada.com.ph,api.lazada.co.id,*.myshopify.com}",
     )
@@ -103,6 +105,7 @@ def test_values_set_replicas_image_resources_granted_namespaces_and_the_endpoint
     sts["spec"]["replicas"] = 3
     (container,) = sts["spec"]["template"]["spec"]["containers"]
     container.update(image="registry.example/invsync:0.2.0", imagePullPolicy="Always", resources=resources)
+    container["env"].append({"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"})
     for tenant in ("shop", "outlet"):
         expected |= kustomize("manifests/tenant", namespace=tenant)
     expected |= kustomize("manifests/policy")  # the shipped hosts are the chart's default ones

@@ -154,3 +154,26 @@ async def test_clients_on_shared_connections_reuse_one_connection_and_leave_it_o
         await get(own, url)
         await own.aclose()
     assert len(connections) == 2
+
+
+async def test_a_proxy_in_the_environment_carries_the_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY / HTTPS_PROXY / NO_PROXY are honoured, as by kubectl: behind an egress proxy, the
+    platform calls go through it."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        seen.append(head.split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server, proxy_url = await serve(proxy)
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    client = HttpClient(timeout=1.0)
+    async with server:
+        response = await client.send(build_request("GET", "http://platform.invalid/api", {"a": "1"}))
+    await client.aclose()
+    assert seen == [b"GET http://platform.invalid/api?a=1 HTTP/1.1"] and response.content == b"ok"

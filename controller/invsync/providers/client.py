@@ -143,7 +143,10 @@ class Connections:
             connector = aiohttp.TCPConnector(
                 ssl=_tls_context(), limit=_MAX_CONNECTIONS, keepalive_timeout=30.0
             )
-            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": _USER_AGENT})
+            # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY route the platform calls, as for kubectl
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": _USER_AGENT}, trust_env=True
+            )
         return self._session
 
     async def aclose(self) -> None:
