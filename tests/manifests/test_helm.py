@@ -83,7 +83,9 @@ def test_default_values_render_the_kustomize_base(helm: Path) -> None:
         assert rendered[key] == doc, key
 
 
-def test_values_set_replicas_image_resources_env_granted_namespaces_and_the_endpoint_policy(helm: Path) -> None:
+def test_values_set_replicas_image_resources_env_granted_namespaces_and_the_endpoint_policy(
+    helm: Path,
+) -> None:
     resources = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1536Mi"}}
     rendered = template(
         helm,

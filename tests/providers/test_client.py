@@ -177,3 +177,33 @@ async def test_a_proxy_in_the_environment_carries_the_calls(monkeypatch: pytest.
         response = await client.send(build_request("GET", "http://platform.invalid/api", {"a": "1"}))
     await client.aclose()
     assert seen == [b"GET http://platform.invalid/api?a=1 HTTP/1.1"] and response.content == b"ok"
+
+
+async def test_a_cookie_one_answer_sets_is_never_sent_again() -> None:
+    """Every tenant's stores share the operator's connections: a cookie set in one shop's answer must
+    not ride on the next request, whichever store sends it."""
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                head, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            heads.append(head)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nSet-Cookie: session=shop-a; Path=/\r\nContent-Length: 2\r\n\r\nok"
+            )
+            await writer.drain()
+        writer.close()
+
+    server, url = await serve(handler)
+    shared = Connections()
+    async with server:
+        for _store in ("shop-a", "shop-b"):
+            client = HttpClient(timeout=1.0, connections=shared)
+            # by name: a cookie jar keeps no cookie of a bare IP address
+            await client.send(build_request("GET", f"{url.replace('127.0.0.1', 'localhost')}/api"))
+            await client.aclose()
+        await shared.aclose()
+    assert len(heads) == 2 and all(b"cookie:" not in head.lower() for head in heads)

@@ -143,9 +143,14 @@ class Connections:
             connector = aiohttp.TCPConnector(
                 ssl=_tls_context(), limit=_MAX_CONNECTIONS, keepalive_timeout=30.0
             )
-            # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY route the platform calls, as for kubectl
+            # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY route the platform calls, as for kubectl.
+            # No cookie jar: every tenant's stores share the pool, and a cookie one shop's answer set
+            # must never ride on another's requests (the platforms authenticate by token, not cookie).
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": _USER_AGENT}, trust_env=True
+                connector=connector,
+                headers={"User-Agent": _USER_AGENT},
+                trust_env=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
