@@ -207,3 +207,16 @@ async def test_a_cookie_one_answer_sets_is_never_sent_again() -> None:
             await client.aclose()
         await shared.aclose()
     assert len(heads) == 2 and all(b"cookie:" not in head.lower() for head in heads)
+
+
+async def test_no_proxy_exempts_its_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_PROXY lists the hosts reached directly, as for kubectl (here a name that resolves nowhere,
+    so the call fails as a direct one)."""
+    for name in ("no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens: used, it would refuse
+    monkeypatch.setenv("NO_PROXY", "platform.invalid")
+    client = HttpClient(timeout=1.0)
+    with pytest.raises(NoAnswer, match=r"platform\.invalid"):
+        await get(client, "http://platform.invalid/api")
+    await client.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ssl
 import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -134,6 +135,7 @@ class Connections:
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str | None], str | None] = {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -143,16 +145,23 @@ class Connections:
             connector = aiohttp.TCPConnector(
                 ssl=_tls_context(), limit=_MAX_CONNECTIONS, keepalive_timeout=30.0
             )
-            # trust_env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY route the platform calls, as for kubectl.
             # No cookie jar: every tenant's stores share the pool, and a cookie one shop's answer set
             # must never ride on another's requests (the platforms authenticate by token, not cookie).
             self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"User-Agent": _USER_AGENT},
-                trust_env=True,
-                cookie_jar=aiohttp.DummyCookieJar(),
+                connector=connector, headers={"User-Agent": _USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar()
             )
         return self._session
+
+    def proxy(self, url: URL) -> str | None:
+        """The proxy HTTPS_PROXY / HTTP_PROXY name for `url` unless NO_PROXY exempts its host, as for
+        kubectl; looked up once per host (aiohttp's trust_env looks in a thread on every request,
+        for .netrc: half of a read's CPU)."""
+        key = (url.scheme, url.host)
+        if key not in self._proxies:
+            env = urllib.request.getproxies_environment()
+            exempt = url.host is not None and bool(urllib.request.proxy_bypass(url.host))
+            self._proxies[key] = None if exempt else env.get(url.scheme)
+        return self._proxies[key]
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -173,14 +182,16 @@ class HttpClient:
     async def send(self, request: Request, *, stream: bool = False) -> Response:
         """The platform's answer, or NoAnswer. With `stream`, the body is left for the caller to read
         and the response to close."""
+        url = URL(request.url, encoded=True)  # encoded once by build_request: not parsed again
         try:
             raw = await self._connections.session().request(
                 request.method,
-                URL(request.url, encoded=True),  # encoded once by build_request: not parsed again
+                url,
                 headers=request.headers,
                 data=request.content,
                 allow_redirects=False,
                 timeout=self._timeout,
+                proxy=self._connections.proxy(url),
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _no_answer(exc) from exc
