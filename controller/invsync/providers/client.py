@@ -26,7 +26,6 @@ T = TypeVar("T")
 _CHUNK = 1 << 16
 _UNDECODED = object()
 _USER_AGENT = "invsync"
-_MAX_CONNECTIONS = 100  # per pool: the operator's one pool serves every store of its shard
 
 
 class NoAnswer(Exception):
@@ -139,12 +138,12 @@ class Connections:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # Every TikTok shop is on one API host: the pool is not limited per host (each store's
-            # rate limit bounds what it sends at once). An idle connection is closed after 30 s, before
-            # common servers' keep-alive ends (60 to 75 s), so a request never meets one they closed.
-            connector = aiohttp.TCPConnector(
-                ssl=_tls_context(), limit=_MAX_CONNECTIONS, keepalive_timeout=30.0
-            )
+            # No connection limit (limit=0): every TikTok shop is on one API host and every store of
+            # the shard on this pool, so a cap would queue one store's requests behind another's (and
+            # count the wait against the connect timeout); each store's rate limit bounds what it
+            # sends at once. An idle connection is closed after 30 s, before common servers'
+            # keep-alive ends (60 to 75 s), so a request never meets one they closed.
+            connector = aiohttp.TCPConnector(ssl=_tls_context(), limit=0, keepalive_timeout=30.0)
             # No cookie jar: every tenant's stores share the pool, and a cookie one shop's answer set
             # must never ride on another's requests (the platforms authenticate by token, not cookie).
             self._session = aiohttp.ClientSession(
