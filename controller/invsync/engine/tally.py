@@ -13,7 +13,7 @@ from typing import TypeVar
 from ..api.kinds import SafetyPolicy
 from .compute import PlanCounts, RulePlan
 from .push import hold_of
-from .records import Conflict, HeldSlots, Hold, NotWritable, PlanRow
+from .records import Conflict, HeldSlots, Hold, Listing, NotWritable, PlanRow
 
 K = TypeVar("K")
 _ZeroingKey = tuple[str, str, str]  # store, channel warehouse, seller SKU: what the hold id digests
@@ -45,7 +45,8 @@ class RuleTally:
 
     def add(self, plan: RulePlan, sign: int = 1) -> None:
         """Add (sign 1) or take out (sign -1) what `plan` decides."""
-        self._rows(plan, sign)
+        listings = plan.rows.listings
+        self._rows(((listings[i], desired) for i, desired in plan.rows.slots()), sign)
         for store, n in plan.unmatched.items():
             _bump(self.unmatched, store, n * sign)
         for h in plan.holds:
@@ -58,19 +59,16 @@ class RuleTally:
             for sku in skus:
                 _bump(self.duplicates, (store, sku), sign)
 
-    def _rows(self, plan: RulePlan, sign: int) -> None:
-        """`_row` of every row, summed per store in plain integers first and added to the counters
-        once per store: a full plan's tally is a million rows."""
-        listings = plan.rows.listings
+    def _rows(self, rows: Iterable[tuple[Listing, int]], sign: int) -> None:
+        """Count (slot at its live quantity, desired) rows, summed per store in plain integers first
+        and added to the counters once per store: a full plan's tally is a million rows."""
         sums: dict[str, list[int]] = {}  # store -> [managed, in sync, drift units]
         showing = 0
-        for i, desired in plan.rows.slots():
-            slot = listings[i]
-            store = slot.store
+        for slot, desired in rows:
+            store, live = slot.store, slot.quantity
             acc = sums.get(store)
             if acc is None:
                 acc = sums[store] = [0, 0, 0]
-            live = slot.quantity
             acc[0] += 1
             if live == desired:
                 acc[1] += 1
@@ -88,19 +86,9 @@ class RuleTally:
 
     def relive(self, row: PlanRow, live: int) -> None:
         """The channel acknowledged `live` for `row`'s slot: count it at that value from now on."""
-        self._row(row.store, row.channel_warehouse_id, row.sku, row.live, row.desired, -1)
-        self._row(row.store, row.channel_warehouse_id, row.sku, live, row.desired, 1)
-
-    def _row(self, store: str, cw: str, sku: str, live: int, desired: int, sign: int) -> None:
-        _bump(self.listings, store, sign)
-        if live == desired:
-            _bump(self.in_sync, store, sign)
-        else:
-            _bump(self.drift_units, store, abs(desired - live) * sign)
-        if live > 0:
-            self.showing += sign
-            if desired == 0:
-                _bump(self.zeroing, (store, cw, sku), sign)
+        for quantity, sign in ((row.live, -1), (live, 1)):
+            slot = Listing(row.store, row.sku, row.product_id, row.sku_id, row.channel_warehouse_id, quantity)
+            self._rows([(slot, row.desired)], sign)
 
     # ------------------------------------------------------------------ what the status reads
 
