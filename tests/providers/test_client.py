@@ -34,6 +34,25 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return head, await reader.readexactly(length)
 
 
+def keep_alive(answer: bytes, heads: list[bytes], connections: list[int]) -> Handler:
+    """A server handler answering every request of a connection with `answer`, noting each
+    connection and each request's head."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while not reader.at_eof():
+            try:
+                head, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            heads.append(head)
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    return handler
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[HttpClient]:
     client = HttpClient(timeout=1.0)
@@ -129,19 +148,7 @@ async def test_clients_on_shared_connections_reuse_one_connection_and_leave_it_o
     """The operator builds its providers for each sync: on its Connections, the second sync's client
     sends on the connection the first opened, and closing a client does not close the pool."""
     connections: list[int] = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(1)
-        while not reader.at_eof():
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                break
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-        writer.close()
-
-    server, url = await serve(handler)
+    server, url = await serve(keep_alive(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", [], connections))
     shared = Connections()
     async with server:
         for _sync in range(3):
@@ -183,21 +190,8 @@ async def test_a_cookie_one_answer_sets_is_never_sent_again() -> None:
     """Every tenant's stores share the operator's connections: a cookie set in one shop's answer must
     not ride on the next request, whichever store sends it."""
     heads: list[bytes] = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while not reader.at_eof():
-            try:
-                head, _ = await read_request(reader)
-            except asyncio.IncompleteReadError:
-                break
-            heads.append(head)
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nSet-Cookie: session=shop-a; Path=/\r\nContent-Length: 2\r\n\r\nok"
-            )
-            await writer.drain()
-        writer.close()
-
-    server, url = await serve(handler)
+    answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=shop-a; Path=/\r\nContent-Length: 2\r\n\r\nok"
+    server, url = await serve(keep_alive(answer, heads, []))
     shared = Connections()
     async with server:
         for _store in ("shop-a", "shop-b"):

@@ -11,7 +11,7 @@ import functools
 import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -24,7 +24,6 @@ from yarl import URL
 
 T = TypeVar("T")
 _CHUNK = 1 << 16
-_UNDECODED = object()
 _USER_AGENT = "invsync"
 
 
@@ -83,29 +82,29 @@ def build_request(
 class Response:
     """A platform's answer: its body read whole, or (streamed) read through `aiter_bytes`."""
 
-    __slots__ = ("_decoded", "_json", "_raw", "content", "headers", "status_code")
+    __slots__ = ("_decoded", "_raw", "content", "headers", "status_code")
 
     def __init__(self, raw: aiohttp.ClientResponse, content: bytes) -> None:
         self._raw = raw
         self.status_code: int = raw.status
         self.headers: CIMultiDictProxy[str] = raw.headers
         self.content = content  # b"" for a streamed response
-        self._json: Any = _UNDECODED
-        self._decoded: tuple[msgspec.json.Decoder[Any], Any] | None = None
+        self._decoded: tuple[object, Any] | None = None  # (decoder, what it made of the body)
 
     def json(self) -> Any:
-        """The body as JSON, decoded once: a retry hint looks at it before the client does. Raises
-        ValueError like json.loads."""
-        if self._json is _UNDECODED:
-            self._json = orjson.loads(self.content)
-        return self._json
+        """The body as JSON (orjson's dicts), decoded once: a retry hint looks at it before the client
+        does. Raises ValueError like json.loads."""
+        return self._once(orjson.loads, orjson.loads)
 
     def decoded(self, decoder: msgspec.json.Decoder[T]) -> T:
         """The body decoded by `decoder` into its typed structs, once (as `json`); raises
         msgspec.DecodeError (ValidationError: the JSON does not have the decoder's shape)."""
-        if self._decoded is None or self._decoded[0] is not decoder:
-            self._decoded = (decoder, decoder.decode(self.content))
-        return cast(T, self._decoded[1])
+        return cast(T, self._once(decoder, decoder.decode))
+
+    def _once(self, key: object, decode: Callable[[bytes], Any]) -> Any:
+        if self._decoded is None or self._decoded[0] is not key:
+            self._decoded = (key, decode(self.content))
+        return self._decoded[1]
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """A streamed body, chunk by chunk; a connection lost midway raises NoAnswer."""
@@ -122,7 +121,8 @@ class Response:
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """A verified context on certifi's CA bundle, built once: building one loads the bundle (~30 ms of
-    CPU), and the operator builds its clients on every sync (bench/bench_steady.py: 38% of its CPU)."""
+    CPU), and every provider without shared connections opens a pool of its own (once built per
+    client, it was 38% of the operator's CPU: bench/bench_steady.py)."""
     return ssl.create_default_context(cafile=certifi.where())
 
 

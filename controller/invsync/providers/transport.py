@@ -1,9 +1,8 @@
 """Shared HTTP behaviour of every platform client: rate limiting, retries, metrics, redaction.
 
 One ``Transport`` per provider instance sends through one HTTP client (client.py), on the operator's
-shared connections or on a pool of its own. Requests
-are rebuilt by a callback on every attempt so that signed platforms (TikTok) get a fresh timestamp and
-signature for each retry.
+shared connections or on a pool of its own. Requests are rebuilt by a callback on every attempt so
+that signed platforms (TikTok) get a fresh timestamp and signature for each retry.
 """
 
 from __future__ import annotations
@@ -76,10 +75,9 @@ SECRETS = Redactor()
 
 def redact_url(url: str) -> str:
     """`url` with the value of each query parameter that names a credential, or equals one, replaced."""
-    text = url
-    base, sep, query = text.partition("?")
+    base, sep, query = url.partition("?")
     if not sep:
-        return text
+        return url
     query, hash_sign, fragment = query.partition("#")
     params = []
     for param in query.split("&"):
