@@ -4,6 +4,8 @@ public mirror lazykern/ecommerce-api-docs); docs/platforms.md has the same table
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Mapping
 
@@ -31,6 +33,7 @@ from invsync.providers import (
     AuthError,
     MultiWarehouseRefusedError,
     PartialReadError,
+    ProviderError,
     TokenPair,
     build_channel,
     tokens,
@@ -322,3 +325,40 @@ async def test_a_refreshed_pair_is_written_to_the_stores_secret(
     await restarted.aclose()
     assert sandbox.state.requests[("tiktok", "token_refresh", "200")] == 1
     api.close()
+
+
+async def test_a_search_page_of_other_types_than_the_docs_is_refused_and_nothing_is_read() -> None:
+    """data/raw/tiktok/api-reference/products/search-products.doc.json (Response Parameters): code int,
+    products[].id, skus[].id, seller_sku and inventory[].warehouse_id strings, quantity and total_count
+    ints. The client decodes pages into those types: a page that has others (a quantity as a string)
+    is refused as malformed, naming the field, and no slot of it is kept."""
+    slot = {"warehouse_id": "7000", "quantity": "7"}
+    product = {
+        "id": "1729",
+        "status": "ACTIVATE",
+        "skus": [{"id": "1730", "seller_sku": "A", "inventory": [slot]}],
+    }
+    page = {"code": 0, "message": "Success", "data": {"total_count": 1, "products": [product]}}
+    body = json.dumps(page).encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    channel = tt.TikTokChannel(
+        store="tt",
+        endpoint=endpoint,
+        shop_cipher="ROW_c",
+        credentials=tt.Credentials(APP_KEY, APP_SECRET, TOKEN),
+        rate=1000,
+        burst=100,
+        retry=FAST,
+    )
+    async with server:
+        with pytest.raises(ProviderError, match=r"page 1 is malformed .*quantity"):
+            await channel.list_listings()
+    await channel.aclose()
