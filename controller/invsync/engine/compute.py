@@ -97,6 +97,10 @@ class PlanRows(Sequence[PlanRow]):
         """The world's listings the rows index into."""
         return self._listings
 
+    def indices(self) -> Sequence[int]:
+        """Per row, its index into the world's listings."""
+        return self._index
+
     def slots(self) -> Iterator[tuple[int, int]]:
         """(index into the world's listings, desired) pairs, without building rows."""
         return zip(self._index, self._desired, strict=True)
@@ -134,13 +138,13 @@ class RulePlan:
         """store -> seller SKUs the rule manages on more than one product (or platform SKU) of the store:
         each gets the SKU's quantity, so the stock is offered more than once (docs/rules.md). Computed
         on first use: a plan's caller that does not report it does not pay for it."""
-        first: dict[tuple[str, str, str], tuple[str, str]] = {}
+        first: dict[tuple[str, str], dict[str, Listing]] = defaultdict(dict)  # (store, cw) -> SKU -> slot
         found: dict[str, set[str]] = defaultdict(set)
         listings = self.rows.listings
-        for i, _ in self.rows.slots():
+        for i in self.rows.indices():
             slot = listings[i]
-            product = (slot.product_id, slot.sku_id)
-            if first.setdefault((slot.store, slot.channel_warehouse_id, slot.sku), product) != product:
+            seen = first[(slot.store, slot.channel_warehouse_id)].setdefault(slot.sku, slot)
+            if seen is not slot and (seen.product_id, seen.sku_id) != (slot.product_id, slot.sku_id):
                 found[slot.store].add(slot.sku)
         return {store: tuple(sorted(skus)) for store, skus in sorted(found.items())}
 
@@ -305,8 +309,17 @@ class _Rule:
 # --------------------------------------------------------------------------- the computation
 
 
+_SkuStock = StockRecord | list[StockRecord]  # a SKU's one record, or its records in read order
+
+
+def _records(found: _SkuStock) -> Sequence[StockRecord]:
+    return (found,) if isinstance(found, StockRecord) else found
+
+
 class _Stock:
-    """Stock records per SKU, and the Warehouse names each (source, location) maps to."""
+    """Stock records per SKU, and the Warehouse names each (source, location) maps to. A SKU with one
+    record keeps it without a list around it: a plan of a million SKUs would otherwise build (and
+    free) a million lists."""
 
     def __init__(
         self, stock: Sequence[StockRecord], warehouses: Sequence[Warehouse], skus: frozenset[str] | None
@@ -314,14 +327,16 @@ class _Stock:
         self.where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for w in warehouses:
             self.where[w.spec.source_ref.name][w.spec.location_id].append(w.name)
-        by_sku: dict[str, list[StockRecord]] = {}
+        by_sku: dict[str, _SkuStock] = {}
         get = by_sku.get
         for r in stock if skus is None else (r for r in stock if r.sku in skus):
-            records = get(r.sku)
-            if records is None:
-                by_sku[r.sku] = [r]
+            found = get(r.sku)
+            if found is None:
+                by_sku[r.sku] = r
+            elif isinstance(found, StockRecord):
+                by_sku[r.sku] = [found, r]
             else:
-                records.append(r)
+                found.append(r)
         self.by_sku = by_sku
 
 
@@ -366,7 +381,7 @@ class _Feed:
         where = self.where
         return sum(
             max(r.available, 0) * len(where.get(r.source, {}).get(r.location, ()))
-            for r in self.by_sku.get(sku, ())
+            for r in _records(self.by_sku.get(sku, []))
             if r.enabled
         )
 
@@ -383,11 +398,12 @@ class _Feed:
             steps.append("3. no fixedQuantity override")
             if self.unready:
                 steps.append(f"1. not Ready, contributing nothing: {', '.join(self.unready)}")
-        records = self.by_sku.get(sku)
-        if records is None:
+        found = self.by_sku.get(sku)
+        if found is None:
             if steps is not None:
                 steps.append(f"1. no source knows {sku}: unmatched, left alone")
             return UNMATCHED, "unmatched"
+        records = (found,) if isinstance(found, StockRecord) else found
         where = self.where
         pool = 0
         weighted = 0
@@ -511,13 +527,14 @@ _SKIP: Final = -3  # no rule owns the SKU here, or the owner leaves this channel
 
 
 class _StorePlan:
-    """One store: the rules selecting it (oldest first), SKU ownership and each channel warehouse's feed."""
+    """One store: the rules selecting it (oldest first), SKU ownership and each channel warehouse's feed.
+    The planner is passed to each call, not kept: a store plan referring back to the planner that holds
+    it would keep the planner's caches (a million entries) alive until the next cyclic collection."""
 
-    def __init__(self, store: Store, rules: list[tuple[int, _Rule]], planner: _Planner) -> None:
+    def __init__(self, store: Store, rules: list[tuple[int, _Rule]]) -> None:
         self.store = store
         self.rule_index = tuple(i for i, _ in rules)
         self.rules = [r for _, r in rules]
-        self.planner = planner
 
     def owner(self, sku: str) -> _Owner | None:
         """(owning rule position, its settings, younger matching positions): docs/rules.md, step 2."""
@@ -536,20 +553,23 @@ class _StorePlan:
                 younger.append(pos)
         return None if owner is None else (owner[0], owner[1], tuple(younger))
 
-    def outcomes(self, cw: str) -> tuple[dict[str, _Outcome], list[_Feed | _Held | None]]:
+    def outcomes(self, planner: _Planner, cw: str) -> tuple[dict[str, _Outcome], list[_Feed | _Held | None]]:
         """The outcome cache of channel warehouse `cw`, shared with every slot fed the same way."""
         feeds = [
-            None if isinstance(f, str) else f for f in (self.resolve(p, cw) for p in range(len(self.rules)))
+            None if isinstance(f, str) else f
+            for f in (self.resolve(planner, p, cw) for p in range(len(self.rules)))
         ]
         key = (self.rule_index, tuple(feeds))
-        shared = self.planner.outcomes.get(key)
+        shared = planner.outcomes.get(key)
         if shared is None:
-            shared = self.planner.outcomes[key] = ({}, feeds)
+            shared = planner.outcomes[key] = ({}, feeds)
         return shared
 
-    def outcome(self, cache: dict[str, _Outcome], feeds: list[_Feed | _Held | None], sku: str) -> _Outcome:
+    def outcome(
+        self, planner: _Planner, cache: dict[str, _Outcome], feeds: list[_Feed | _Held | None], sku: str
+    ) -> _Outcome:
         own = self.owner(sku)
-        columns = self.planner.columns
+        columns = planner.columns
         result: _Outcome
         if own is None:
             result = (*columns[0], _SKIP, "", (), -1)
@@ -565,13 +585,14 @@ class _StorePlan:
                 desired, reason = feed.decide(sku, settings, None)
             others = tuple(self.rule_index[y] for y in younger) if younger else ()  # once per SKU
             result = (*columns[r], desired, reason, others, r)
+        result = planner.distinct.setdefault(result, result)
         cache[sku] = result
         return result
 
-    def refs(self, cw: str) -> tuple[list[str] | None, str]:
+    def refs(self, planner: _Planner, cw: str) -> tuple[list[str] | None, str]:
         """The Warehouse names mapped to `cw` (None: every warehouse the rule selects), or why unmanaged."""
         spec = self.store.spec
-        status = self.planner.world.channel_warehouse_status.get((self.store.name, cw))
+        status = planner.world.channel_warehouse_status.get((self.store.name, cw))
         if status in _NOT_MANAGED_STATUSES:
             return [], f"the platform reports channel warehouse {cw} {status}: not managed"
         if not spec.warehouses:
@@ -586,14 +607,14 @@ class _StorePlan:
             return [], f"channel warehouse {cw} is enabled: false in Store {self.store.name}: not managed"
         return list(mapping.warehouse_refs), ""
 
-    def resolve(self, pos: int, cw: str) -> _Feed | _Held | str:
+    def resolve(self, planner: _Planner, pos: int, cw: str) -> _Feed | _Held | str:
         """The feed of channel warehouse `cw` under rule `pos`; _Held when no quantity of it can be
         trusted; why not managed otherwise."""
-        refs, why = self.refs(cw)
+        refs, why = self.refs(planner, cw)
         if why:
             return why
         rule = self.rules[pos]
-        known = self.planner.warehouses
+        known = planner.warehouses
         missing = rule.named_missing if refs is None else tuple(n for n in refs if n not in known)
         if missing:  # nothing is known of its stock: never push a quantity computed without it
             return _Held(_held_key("missingWarehouse", sorted(set(missing))))
@@ -605,17 +626,17 @@ class _StorePlan:
         )
         if twice is not None:
             return _Held(_held_key("duplicateLocation", twice[1], twice[0]))
-        eligible = self.planner.eligible
+        eligible = planner.eligible
         ratios = {n: r for n, r in selected.items() if n in eligible}
         store_max = self.store.spec.max_quantity
         low = rule.spec.low_stock
         preferred = low is not None and low.preferred_store == self.store.name
         key = (self.rule_index[pos], tuple(sorted(ratios.items())), store_max, preferred)
-        feeds = self.planner.feeds
+        feeds = planner.feeds
         feed = feeds.get(key)
         if feed is None:
             feed = feeds[key] = _Feed(
-                rule, ratios, self.planner.world.unready_warehouses, store_max, preferred, self.planner.stock
+                rule, ratios, planner.world.unready_warehouses, store_max, preferred, planner.stock
             )
         return feed
 
@@ -635,11 +656,14 @@ class _Planner:
         self.stock = _Stock(world.stock, world.warehouses, skus)
         self.feeds: dict[tuple[object, ...], _Feed] = {}
         self.outcomes: dict[tuple[object, ...], tuple[dict[str, _Outcome], list[_Feed | _Held | None]]] = {}
+        # Each distinct outcome once, shared by every SKU that has it (quantities repeat): the outcome
+        # caches then hold a million SKUs in their dict entries alone.
+        self.distinct: dict[_Outcome, _Outcome] = {}
         self.stores: dict[str, _StorePlan] = {}
         for store in world.stores:
             selecting = [(i, r) for i, r in enumerate(self.rules) if store.name in r.stores]
             if selecting:
-                self.stores[store.name] = _StorePlan(store, selecting, self)
+                self.stores[store.name] = _StorePlan(store, selecting)
         self.index = [array("q") for _ in self.rules]
         self.desired = [array("q") for _ in self.rules]
         self.reasons: list[list[str]] = [[] for _ in self.rules]
@@ -658,7 +682,7 @@ class _Planner:
         drawn: list[set[str]] = [set() for _ in self.rules]
         for sp in self.stores.values():
             for cw in [m.channel_warehouse_id for m in sp.store.spec.warehouses] or [""]:
-                refs, why = sp.refs(cw)
+                refs, why = sp.refs(self, cw)
                 if why:
                     continue
                 highest: dict[str, int] = {}
@@ -718,11 +742,11 @@ def _compute_plan(world: World, skus: Collection[str] | None) -> Plan:
         shared = by_cw.get(slot.channel_warehouse_id)
         if shared is None:
             shared = by_cw[slot.channel_warehouse_id] = planner.stores[slot.store].outcomes(
-                slot.channel_warehouse_id
+                planner, slot.channel_warehouse_id
             )
         outcome = shared[0].get(sku)
         if outcome is None:
-            outcome = planner.stores[slot.store].outcome(shared[0], shared[1], sku)
+            outcome = planner.stores[slot.store].outcome(planner, shared[0], shared[1], sku)
         add_index, add_desired, add_reason, desired, reason, younger, r = outcome
         if younger:
             for y in younger:
@@ -781,7 +805,7 @@ def explain(world: World, rule: str, sku: str) -> list[Explanation]:
         desired: int | None = None
         settings = target.settings_for(sku)
         own = sp.owner(sku)
-        found = sp.resolve(pos, slot.channel_warehouse_id)
+        found = sp.resolve(planner, pos, slot.channel_warehouse_id)
         if settings is None:
             reason = "notManaged"
             steps.append(f"2. not managed by {rule}: {target.why_not(sku)}")
@@ -818,7 +842,7 @@ def explain(world: World, rule: str, sku: str) -> list[Explanation]:
 
 def _candidates(planner: _Planner, sp: _StorePlan, pos: int, cw: str, feed: _Feed) -> list[str]:
     """Step 1's first half: which Warehouses could feed the slot, and why the others cannot."""
-    refs, _ = sp.refs(cw)
+    refs, _ = sp.refs(planner, cw)
     rule = sp.rules[pos]
     names = sorted(rule.ratios if refs is None else refs)
     lines = [f"1. {sp.store.name} channel warehouse {cw} is fed by: {', '.join(names) or 'nothing'}"]
@@ -843,6 +867,6 @@ def slot_pools(world: World, rows: Sequence[PlanRow]) -> list[int]:
     for row in rows:
         store_plan = planner.stores[row.store]
         position = next(p for p, r in enumerate(store_plan.rules) if r.name == row.rule)
-        feed = store_plan.resolve(position, row.channel_warehouse_id)
+        feed = store_plan.resolve(planner, position, row.channel_warehouse_id)
         pools.append(feed.pool(row.sku) if isinstance(feed, _Feed) else 0)
     return pools
