@@ -31,6 +31,10 @@ UNMATCHED: Final = -2  # the SKU is in no source: left alone
 _NOT_MANAGED_STATUSES: Final = frozenset({"DISABLED", "RESTRICTED"})
 
 
+# A SKU's one stock record, or its records in read order.
+SkuStock = StockRecord | Sequence[StockRecord]
+
+
 @dataclass(frozen=True)
 class World:
     """Everything one plan depends on; the operator builds it from the cluster, the CLI from files."""
@@ -38,7 +42,9 @@ class World:
     rules: Sequence[SyncRule]
     stores: Sequence[Store]
     warehouses: Sequence[Warehouse]
-    stock: Sequence[StockRecord]
+    # The records, or the records by seller SKU as the operator keeps them between syncs: planned
+    # from that mapping as it is, not indexed again (a million SKUs per full sync).
+    stock: Sequence[StockRecord] | Mapping[str, SkuStock]
     listings: Sequence[Listing]
     unready_warehouses: frozenset[str] = frozenset()
     channel_warehouse_status: Mapping[tuple[str, str], str] = field(default_factory=dict)
@@ -309,10 +315,7 @@ class _Rule:
 # --------------------------------------------------------------------------- the computation
 
 
-_SkuStock = StockRecord | list[StockRecord]  # a SKU's one record, or its records in read order
-
-
-def _records(found: _SkuStock) -> Sequence[StockRecord]:
+def _records(found: SkuStock) -> Sequence[StockRecord]:
     return (found,) if isinstance(found, StockRecord) else found
 
 
@@ -322,12 +325,19 @@ class _Stock:
     free) a million lists."""
 
     def __init__(
-        self, stock: Sequence[StockRecord], warehouses: Sequence[Warehouse], skus: frozenset[str] | None
+        self,
+        stock: Sequence[StockRecord] | Mapping[str, SkuStock],
+        warehouses: Sequence[Warehouse],
+        skus: frozenset[str] | None,
     ) -> None:
         self.where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for w in warehouses:
             self.where[w.spec.source_ref.name][w.spec.location_id].append(w.name)
-        by_sku: dict[str, _SkuStock] = {}
+        self.by_sku: Mapping[str, SkuStock]
+        if isinstance(stock, Mapping):
+            self.by_sku = stock if skus is None else {k: stock[k] for k in skus if k in stock}
+            return
+        by_sku: dict[str, StockRecord | list[StockRecord]] = {}
         get = by_sku.get
         for r in stock if skus is None else (r for r in stock if r.sku in skus):
             found = get(r.sku)
@@ -465,7 +475,9 @@ class _Feed:
             rounded = -(-numerator // SCALE)
         else:
             rounded = (numerator + SCALE // 2) // SCALE
-        value = min(max(rounded, 0), cap)
+        value = rounded if rounded > 0 else 0  # min/max calls: a tenth of a unique SKU's planning
+        if value > cap:
+            value = cap
         reason = "ratio" if value == rounded else "clamp"
         low = self.rule.spec.low_stock
         if steps is not None:

@@ -381,12 +381,13 @@ async def _reopen_channels(snap: Snapshot, state: ReadState, ports: Ports) -> di
 
 def engine_world(snap: Snapshot, state: ReadState, skus: Collection[str] | None = None) -> World:
     """What the engine plans on: the namespace's objects and what the last read found (only the slots
-    and stock of `skus` when given: a SKU's slots depend on nothing else, docs/rules.md)."""
+    of `skus` when given: a SKU's slots depend on its stock alone, docs/rules.md, which the engine
+    looks up by SKU in the read as it is kept)."""
     return World(
         rules=list(snap.rules),
         stores=list(snap.stores.values()),
         warehouses=list(snap.warehouses.values()),
-        stock=state.all_stock() if skus is None else state.stock_of(skus),
+        stock=state.stock,
         listings=state.all_slots() if skus is None else state.slots_of(skus),
         unready_warehouses=state.unready,
         channel_warehouse_status=state.channel_warehouse_status,

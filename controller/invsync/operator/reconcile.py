@@ -70,6 +70,11 @@ async def sync_rule(
             before = compute_plan(engine_world(snap, state, planned)) if tally is not None else None
             channels, live = await read_webhook_skus(state, webhook_rows, planned, snap, ports)
         else:
+            # A full read replaces the last one whatever it finds (failures become Problems), and
+            # nothing reads the old one meanwhile: let it go first, so that a rule's memory peaks at
+            # one read, not two (docs/operations.md, "Sizing"). A sync that raises leaves none, and
+            # the next sync reads everything again.
+            memory.last_read = None
             state, channels = await read_world(rule, snap, ports, shared, now)
             memory.last_read, memory.full_read_at, memory.acknowledged_since = state, now, 0
         world = engine_world(snap, state, planned)

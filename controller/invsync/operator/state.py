@@ -161,9 +161,6 @@ class ReadState:
         """The remembered slots of `skus`, SKU by SKU (sorted), each SKU's in read order."""
         return [x for sku in sorted(skus) for x in _many(self.listings.get(sku))]
 
-    def stock_of(self, skus: Iterable[str]) -> list[StockRecord]:
-        return [r for sku in sorted(skus) for r in _many(self.stock.get(sku))]
-
     def put_stock(self, record: StockRecord) -> None:
         """Remember `record` in place of the SKU's record at the same (source, location), if any."""
         same = _many(self.stock.get(record.sku))
