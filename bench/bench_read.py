@@ -2,9 +2,10 @@
 
 The sandbox runs in its own process (its CPU is not counted); this process does what a full sync of
 one rule does: read every TikTok shop (products search pages) and the ERP source with the real
-clients, concurrently, build the engine's world, plan it and sum the plan up (RuleTally, what the
-status reports). Every response body is kept as it arrives; the floor is the CPU of decoding those
-same bodies with the decoder the clients use (orjson), with the standard library's json shown too.
+clients, concurrently, keep the read as the operator does between syncs (ReadState), plan the
+engine's world built from it and sum the plan up (RuleTally, what the status reports). Every
+response body is kept as it arrives; the floor is the CPU of decoding those same bodies with orjson,
+with the standard library's json shown too.
 Target: read + plan CPU / floor <= 5, and about 10 us per listing.
 Usage: .venv/bin/python bench/bench_read.py [--listings 30000 100000 1000000] [--shop-size 100000]
 """
@@ -34,8 +35,10 @@ import yaml
 from yarl import URL
 
 from invsync.api import InventorySource, Store, SyncRule, Warehouse
-from invsync.engine import World, compute_plan
+from invsync.engine import compute_plan
 from invsync.engine.tally import RuleTally
+from invsync.operator.observe import engine_world
+from invsync.operator.state import ReadState, Snapshot
 from invsync.providers import RetryPolicy, build_channel, build_source
 from invsync.providers.client import HttpClient, Request, Response
 from report import emit, log, machine, table
@@ -175,8 +178,18 @@ async def full_sync(url: str, shops: int) -> tuple[float, float, int, int]:
     await asyncio.gather(erp.aclose(), *(c.aclose() for c in channels))
     stock, listings = reads[0], [x for read in reads[1:] for x in read]
     cpu1 = time.process_time()
-    world = World([rule], stores, [warehouse], stock, listings)
-    plan = compute_plan(world)
+    # as read_world keeps the read between syncs, and as the operator plans from it
+    state = ReadState.of(
+        stock,
+        listings,
+        unready=frozenset(),
+        channel_warehouse_status={},
+        problems=[],
+        objects=[],
+        read_stores=frozenset(s.name for s in stores),
+    )
+    snap = Snapshot("default", [rule], {s.name: s for s in stores}, {"w1": warehouse}, {"wms": source})
+    plan = compute_plan(engine_world(snap, state))
     tally = RuleTally.of(plan.rules["rule"], plan.rules)
     cpu2 = time.process_time()
     assert sum(c.in_sync for c in tally.counts(()).values()) == len(listings)
@@ -254,7 +267,8 @@ def main() -> None:
         "### Full read + plan CPU against the decode floor\n\n"
         f"Machine: {host}. One run per size, pid {os.getpid()}; the sandbox in its own process. Read: every"
         " products-search page of every shop and every ERP page, through the real clients; plan:"
-        " compute_plan and RuleTally of one rule over all of it. Floor: orjson.loads of the same response"
+        " the read kept as the operator keeps it (ReadState), compute_plan and RuleTally of one rule over"
+        " all of it. Floor: orjson.loads of the same response"
         " bodies (stdlib json.loads in brackets). HTTP + decode: the same requests sent again through a"
         " bare aiohttp session, each answer read and decoded, nothing else: what receiving the pages"
         " costs this process before a slot is built. Target: ratio <= 5, about 10 us per listing."

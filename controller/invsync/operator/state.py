@@ -109,6 +109,35 @@ def _kept(items: tuple[Record, ...]) -> Kept[Record]:
     return items[0] if len(items) == 1 else items
 
 
+def _put(kept: Kept[Listing], x: Listing) -> Kept[Listing]:
+    """A SKU's slots with `x` in place of the one it reads again, or after them."""
+    many = _many(kept)
+    key = listing_key(x)
+    if any(listing_key(y) == key for y in many):
+        return _kept(tuple(x if listing_key(y) == key else y for y in many))
+    return (*many, x)
+
+
+def _products_reread(listings: Sequence[Listing]) -> bool:
+    """Whether a product's slots come again after other products' in its store's read (the catalogue
+    changed while it was paged): then a slot may be read twice, under its old and new seller SKU.
+    Checked per product, not per slot: a slot-key tuple per listing would cost a full read more than
+    keeping it."""
+    seen: dict[str, set[str]] = {}
+    products: set[str] = set()
+    store = product = None
+    for x in listings:
+        if x.product_id != product or x.store != store:
+            if x.store != store:
+                store = x.store
+                products = seen.setdefault(store, set())
+            product = x.product_id
+            if product in products:
+                return True
+            products.add(product)
+    return False
+
+
 @dataclass(slots=True)
 class ReadState:
     """What the last full read found, with the pushes acknowledged since and the slots webhook syncs
@@ -129,26 +158,23 @@ class ReadState:
     def of(
         cls,
         stock: Iterable[StockRecord],
-        listings: Iterable[Listing],
+        listings: Sequence[Listing],
         **rest: Any,
     ) -> ReadState:
         """From a read's records and slots; a later one for the same (source, location) or slot wins."""
         state = cls({}, {}, **rest)
+        kept = state.stock
         for record in stock:
-            state.put_stock(record)
-        slots = state.listings
-        seen: set[SlotKey] = set()  # this store's so far: only while reading (slots arrive by store)
-        store = None
-        for x in listings:
-            if x.store != store:
-                store, seen = x.store, set()
-            key = listing_key(x)
-            same = slots.get(x.sku)
-            if key in seen:  # read twice in this store: the later one wins (the SKU has slots then)
-                slots[x.sku] = _kept(tuple(x if listing_key(y) == key else y for y in _many(same)))
+            if record.sku in kept:  # the SKU's next location, or one read again
+                state.put_stock(record)
             else:
-                seen.add(key)
-                slots[x.sku] = x if same is None else (*_many(same), x)
+                kept[record.sku] = record
+        if _products_reread(listings):  # rare: each slot's later read, in the order first read
+            listings = list({listing_key(x): x for x in listings}.values())
+        slots = state.listings
+        for x in listings:
+            same = slots.get(x.sku)
+            slots[x.sku] = x if same is None else _put(same, x)
         return state
 
     def all_slots(self) -> list[Listing]:
