@@ -109,13 +109,18 @@ def _kept(items: tuple[Record, ...]) -> Kept[Record]:
     return items[0] if len(items) == 1 else items
 
 
-def _put(kept: Kept[Listing], x: Listing) -> Kept[Listing]:
-    """A SKU's slots with `x` in place of the one it reads again, or after them."""
-    many = _many(kept)
-    key = listing_key(x)
-    if any(listing_key(y) == key for y in many):
-        return _kept(tuple(x if listing_key(y) == key else y for y in many))
-    return (*many, x)
+def _put(many: list[Listing], x: Listing) -> None:
+    """Put `x` among a SKU's slots, in place of the one it reads again or after them. No product
+    comes back later in its store's read (`_products_reread`), so a slot read again is one of the
+    same product's just before it: only those are looked at, however many stores share the SKU."""
+    k = len(many)
+    while k and many[k - 1].product_id == x.product_id and many[k - 1].store == x.store:
+        k -= 1
+        y = many[k]
+        if y.sku_id == x.sku_id and y.channel_warehouse_id == x.channel_warehouse_id:
+            many[k] = x
+            return
+    many.append(x)
 
 
 def _products_reread(listings: Sequence[Listing]) -> bool:
@@ -172,9 +177,18 @@ class ReadState:
         if _products_reread(listings):  # rare: each slot's later read, in the order first read
             listings = list({listing_key(x): x for x in listings}.values())
         slots = state.listings
+        several: dict[str, list[Listing]] = {}  # SKUs with more than one slot, kept as tuples at the end
         for x in listings:
             same = slots.get(x.sku)
-            slots[x.sku] = x if same is None else _put(same, x)
+            if same is None:
+                slots[x.sku] = x
+            else:
+                many = several.get(x.sku)
+                if many is None:
+                    many = several[x.sku] = list(_many(same))
+                _put(many, x)
+        for sku, many in several.items():
+            slots[sku] = _kept(tuple(many))
         return state
 
     def all_slots(self) -> list[Listing]:
