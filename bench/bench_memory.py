@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import resource
+import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 from bench_read import objects
+from invsync.api import Store
 from invsync.engine import compute_plan
 from invsync.engine.records import Listing, StockRecord
 from invsync.engine.tally import RuleTally
@@ -54,8 +58,8 @@ def _erp_page(start: int, count: int) -> bytes:
     return orjson.dumps({"items": items, "nextCursor": "x"})
 
 
-def read_state(shops: int, products: int) -> ReadState:
-    """What read_world keeps for `shops` shops listing the same `products` SKUs, from decoded pages."""
+def decoded(shops: int, products: int) -> tuple[list[StockRecord], list[Listing], list[Store]]:
+    """What read_world gathers for `shops` shops listing the same `products` SKUs, from decoded pages."""
     stores, *_ = objects("http://127.0.0.1:1", shops)
     listings: list[Listing] = []
     for s, store in enumerate(stores):
@@ -71,6 +75,11 @@ def read_state(shops: int, products: int) -> ReadState:
     for start in range(0, products, 500):
         records, _ = _plain_page("wms", _erp_page(start, min(500, products - start))) or ([], None)
         stock += records
+    return stock, listings, stores
+
+
+def kept(stock: list[StockRecord], listings: list[Listing], stores: list[Store]) -> ReadState:
+    """The read as read_world keeps it between syncs."""
     return ReadState.of(
         stock,
         listings,
@@ -82,13 +91,26 @@ def read_state(shops: int, products: int) -> ReadState:
     )
 
 
+def cpu(step: Callable[[], object]) -> float:
+    """The least CPU seconds of three runs of `step` (its result dropped before the next)."""
+    best = math.inf
+    for _ in range(3):
+        gc.collect()
+        started = time.process_time()
+        step()
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def measure(listings: int, shop_size: int) -> list[str]:
     shops = max(1, listings // shop_size)
     products = listings // shops
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    state = read_state(shops, products)
+    stock, slots, stores = decoded(shops, products)
+    state = kept(stock, slots, stores)
+    del stock, slots
     held = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     from invsync.operator.observe import engine_world
@@ -96,25 +118,36 @@ def measure(listings: int, shop_size: int) -> list[str]:
 
     stores, source, warehouse, rule = objects("http://127.0.0.1:1", shops)
     snap = Snapshot("default", [rule], {s.name: s for s in stores}, {"w1": warehouse}, {"wms": source})
+
+    def plan_and_tally() -> RuleTally:
+        plan = compute_plan(engine_world(snap, state))
+        return RuleTally.of(plan.rules["rule"], plan.rules)
+
     tracemalloc.start()
-    plan = compute_plan(engine_world(snap, state))
-    tally = RuleTally.of(plan.rules["rule"], plan.rules)
-    del plan
-    kept, transient = tracemalloc.get_traced_memory()
+    tally = plan_and_tally()
+    kept_bytes, transient = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     gc.collect()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = len(state.all_slots())
-    log(f"{n:,} listings: read state {held / n:.0f} B/listing, tally {kept} B, peak RSS {rss:.0f} MiB")
     assert tally.counts(())
+    stock, slots = state.all_stock(), sorted(state.all_slots(), key=lambda x: x.store)  # read order
+    keep_cpu = cpu(lambda: kept(stock, slots, stores))
+    plan_cpu = cpu(plan_and_tally)
+    log(
+        f"{n:,} listings: read state {held / n:.0f} B/listing, tally {kept_bytes} B, peak RSS {rss:.0f} MiB,"
+        f" ReadState.of {keep_cpu / n * 1e6:.2f} us, plan + tally {plan_cpu / n * 1e6:.2f} us per listing"
+    )
     return [
         f"{n:,} ({shops} x {products:,})",
-        f"{len(state.all_stock()):,}",
+        f"{len(stock):,}",
         f"{held / 2**20:.0f} MiB",
         f"**{held / n:.0f} B**",
-        f"{kept / 2**10:.1f} KiB",
+        f"{kept_bytes / 2**10:.1f} KiB",
         f"{transient / n:.0f} B",
         f"{rss:.0f} MiB",
+        f"{keep_cpu / n * 1e6:.2f} us",
+        f"{plan_cpu / n * 1e6:.2f} us",
     ]
 
 
@@ -132,7 +165,8 @@ def main() -> None:
         " pages by the clients' own code, and its plan's tally; tracemalloc's bytes still allocated, and"
         " the peak while a full plan runs."
         " Every shop lists the same SKUs (one ERP record per SKU), so stock is shared across shops."
-        " Peak RSS: this whole process (interpreter, libraries, the transient plan). Target <= 400 B.\n\n"
+        " Peak RSS: this whole process (interpreter, libraries, the transient plan). Target <= 400 B."
+        " CPU: the least of three runs, without tracemalloc.\n\n"
         + table(
             [
                 "listings (shops x products)",
@@ -142,6 +176,8 @@ def main() -> None:
                 "tally",
                 "full plan's peak, per listing (transient)",
                 "peak RSS",
+                "CPU per listing: keeping the read (ReadState.of)",
+                "planning it (compute_plan + RuleTally)",
             ],
             rows,
         ),
