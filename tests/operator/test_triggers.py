@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -113,3 +115,30 @@ def test_a_channel_changed_behind_invsyncs_back_is_re_read_at_once_but_never_bac
     assert w._reread(changed=1, read=1, unreadable=0, requeue=2.0) == 2.0  # a sooner requeue stands
     w.full_synced_at -= REREAD_MIN_GAP
     assert w._reread(changed=1, read=1, unreadable=0, requeue=None) is None and w.full
+
+
+async def test_webhook_syncs_do_not_postpone_the_full_sync_interval_brings(
+    op: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy shop sends webhooks without pause; the full re-read that `interval` brings (the only
+    sync that sees a channel changed without a webhook) still comes every interval."""
+    w = worker(op, "a", set())
+    w.body["spec"]["interval"] = "1s"
+    syncs: list[bool] = []
+
+    async def sync(skus: frozenset[str] | None, rows: list[StockRecord]) -> float | None:
+        syncs.append(skus is None)
+        return None
+
+    monkeypatch.setattr(w, "sync", sync)
+    task = asyncio.create_task(w.run())
+    row = StockRecord("wms", "L1", "SKU-1", 1)
+    deadline = time.monotonic() + 2.6
+    while time.monotonic() < deadline:
+        w.webhook([row], time.monotonic())
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert syncs.count(False) > 10  # the webhooks were synced as they came
+    assert syncs.count(True) >= 3  # the first sync, and one each interval since

@@ -100,17 +100,19 @@ class RuleWorker:
 
     async def run(self) -> None:
         failures = 0
-        requeue: float | None = 0.0
+        # When the next full sync is due: `interval` after the last full one (or sooner, a requeue).
+        # Webhook syncs in between do not move it: on a busy shop they never stop, and only a full
+        # read sees what changed on the channel without a webhook.
+        full_due = time.monotonic()
         while True:
-            interval = min(self._interval(), self._poll())
-            timeout = interval if requeue is None else min(interval, requeue)
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout)
+                await asyncio.wait_for(self.wake.wait(), max(0.0, full_due - time.monotonic()))
             except TimeoutError:
                 self.full = True  # `interval` (or a requeue) is a full reconcile against the live channel
             self.wake.clear()
             full, skus, rows = self.full, frozenset(self.skus), self.webhook_rows
             self.full, self.skus, self.webhook_rows = False, set(), []
+            requeue: float | None = None
             try:
                 requeue = await self.sync(None if full else skus, rows)
                 if self.transient:
@@ -130,6 +132,11 @@ class RuleWorker:
                 requeue = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
                 failures += 1
                 self.full = True
+            ended = time.monotonic()
+            if full:
+                full_due = ended + min(self._interval(), self._poll())
+            if requeue is not None:
+                full_due = min(full_due, ended + requeue)
 
     def _interval(self) -> float:
         """The rule's `interval`; one it cannot use (the rule is InvalidSpec) waits the default 5m."""
