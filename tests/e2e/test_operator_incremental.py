@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from operator_env import Env, Operator, env_fixture, resource, secret, summary, wait_for
 
+from invsync.operator.worker import STATUS_MIN_GAP
 from invsync.testing.cluster import Kubectl
 
 pytestmark = pytest.mark.e2e
@@ -135,8 +136,9 @@ def _counts(env: Env) -> tuple[dict[str, int], list[dict[str, int]]]:
 
 
 def _quiet(env: Env) -> Callable[[], bool]:
-    """True once, for two seconds, no sync has ended and no platform request was sent: a sync still
-    pushing at the Store's rate limit ends no run for seconds, but sends requests all along."""
+    """True once no sync has ended and no platform request was sent for longer than a webhook sync's
+    status may wait (worker.STATUS_MIN_GAP): a sync still pushing at the Store's rate limit ends no
+    run for seconds, but sends requests all along."""
     last: tuple[float, float] | None = None
     since = 0.0
 
@@ -148,9 +150,15 @@ def _quiet(env: Env) -> Callable[[], bool]:
         )
         if activity != last:
             last, since = activity, time.monotonic()
-        return time.monotonic() - since >= 2.0
+        return time.monotonic() - since >= STATUS_MIN_GAP + 1.0
 
     return check
+
+
+def _pushed_events(env: Env) -> list[dict[str, Any]]:
+    return [
+        e for e in env.events() if e.get("reason") == "Pushed" and e["involvedObject"].get("name") == "inc"
+    ]
 
 
 def test_webhook_counts_equal_a_full_plans_after_many_random_changes(inc_env: Env) -> None:
@@ -158,6 +166,8 @@ def test_webhook_counts_equal_a_full_plans_after_many_random_changes(inc_env: En
     env.apply(_manifests(env.sandbox.url))
     wait_for(lambda: summary(env, "inc").get("listings", 0) > 0, what="the first full sync", timeout=60)
     first_read = env.status("SyncRule", "inc")["lastFullReadTime"]
+    full_sync_events = len(_pushed_events(env))  # the first full sync's (posted, or about to be)
+    syncs_before = env.operator.metric("invsync_sync_runs_total")
     calls = lambda: env.operator.metric("invsync_change_to_push_seconds_count", platform="tiktok")  # noqa: E731
     rnd = random.Random(1515)
     for _ in range(80):
@@ -175,6 +185,18 @@ def test_webhook_counts_equal_a_full_plans_after_many_random_changes(inc_env: En
     assert status["lastFullReadTime"] == first_read, "a full sync ran: the counts were not incremental"
     assert status["acknowledgedSinceFullRead"] > 0 and calls() > 0
     assert incremental[0]["held"] > 0 and incremental[0]["unmatched"] > 0
+    # The webhook syncs' Pushed Events are summed (one per worker.STATUS_MIN_GAP, or when a condition
+    # changes), not one per sync; with the full read's own, they account for every update
+    # acknowledged since it.
+    events = _pushed_events(env)
+    webhook_syncs = env.operator.metric("invsync_sync_runs_total") - syncs_before
+    assert len(events) - full_sync_events < webhook_syncs, (len(events), webhook_syncs)
+    set_by_events = lambda: sum(int(e["message"].split()[1]) for e in _pushed_events(env))  # noqa: E731
+    wait_for(
+        lambda: set_by_events() == status["acknowledgedSinceFullRead"],
+        what="Pushed Events adding up to the updates acknowledged",
+        timeout=10,
+    )
 
     done = env.invsync("sync", "inc")  # a full read and a full plan
     assert done.returncode == 0, done.stderr

@@ -81,7 +81,7 @@ def report(
             )
     changed = [o for o in outcomes.values() if o.ok]
     if changed:
-        events.append(Event("Normal", Reason.PUSHED, f"set {len(changed)} listing quantities"))
+        events.append(pushed_event(len(changed)))
     # once per (store, SKU): one change of a pool reaches every store of the rule, each a measurement
     first_push = {
         (key[0], o.update.sku): pushed.acked - arrived
@@ -333,6 +333,22 @@ def _rule_status(
     if old.get("lastSyncTime"):
         status["lastSyncTime"] = old["lastSyncTime"]
     return status
+
+
+def pushed_event(listings: int) -> Event:
+    """The Normal Event of `listings` quantities the platforms acknowledged."""
+    return Event("Normal", Reason.PUSHED, f"set {listings} listing quantities")
+
+
+def same_conditions(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether `new` keeps every condition of `old` (type, status, reason): what alerts and `kubectl
+    wait` read, so a status that changes one is written at once (worker.STATUS_MIN_GAP)."""
+
+    def key(status: Mapping[str, Any] | None) -> set[tuple[Any, ...]]:
+        conditions = (status or {}).get("conditions") or ()
+        return {(c.get("type"), c.get("status"), c.get("reason")) for c in conditions}
+
+    return key(old) == key(new)
 
 
 def status_patch(

@@ -22,7 +22,7 @@ from .conditions import READY, RECONCILING, Cond, with_condition
 from .observe import dependencies
 from .reasons import TRANSIENT, Reason
 from .reconcile import sync_rule
-from .report import status_patch
+from .report import pushed_event, same_conditions, status_patch
 from .state import APPROVE_HOLD, REQUESTED_AT, Event, RuleMemory
 
 if TYPE_CHECKING:
@@ -36,6 +36,11 @@ PROGRESS_TIMEOUT = 5.0  # seconds one `pushed N/M` status write may take before 
 # previous full sync ended: on a busy shop every order does it, and back-to-back full reads of a large
 # catalogue would starve the rate limit (docs/rules.md, "How a sync runs").
 REREAD_MIN_GAP = 15.0
+# A webhook sync's status and its Pushed Event wait until this long after the rule's last status
+# write, each later one replacing the status and adding to the Event; a status whose conditions
+# change is written at once, and full syncs write theirs at once (docs/status.md). At 50 changes a
+# second, one write and one Event per change would be 100 API writes a second on one object.
+STATUS_MIN_GAP = 5.0
 
 
 class RuleWorker:
@@ -58,6 +63,9 @@ class RuleWorker:
         self.last_warnings: set[tuple[str, str]] = set()
         self.transient = False  # the last sync failed for a passing reason (TRANSIENT)
         self.full_synced_at = float("-inf")  # monotonic end of the last full sync
+        self.unwritten: dict[str, Any] | None = None  # status patch of webhook syncs, waiting
+        self.unposted = 0  # listing quantities webhook syncs set whose Pushed Event waits
+        self.status_written_at = float("-inf")  # monotonic time of the last status a sync wrote
         self.task: asyncio.Task[None] | None = None
 
     def update(self, body: RawBody) -> None:
@@ -105,9 +113,15 @@ class RuleWorker:
         # read sees what changed on the channel without a webhook.
         full_due = time.monotonic()
         while True:
+            due = full_due
+            if self.unwritten is not None or self.unposted:
+                due = min(due, self.status_written_at + STATUS_MIN_GAP)
             try:
-                await asyncio.wait_for(self.wake.wait(), max(0.0, full_due - time.monotonic()))
+                await asyncio.wait_for(self.wake.wait(), max(0.0, due - time.monotonic()))
             except TimeoutError:
+                if time.monotonic() < full_due:  # only what webhook syncs left waiting is due
+                    await self._flush_waiting()
+                    continue
                 self.full = True  # `interval` (or a requeue) is a full reconcile against the live channel
             self.wake.clear()
             full, skus, rows = self.full, frozenset(self.skus), self.webhook_rows
@@ -127,6 +141,7 @@ class RuleWorker:
             except Exception as exc:
                 log.exception("SyncRule %s/%s: sync failed", self.namespace, self.name)
                 metrics.SYNC_RUNS.labels(self.namespace, self.name, "failure").inc()
+                self.unwritten = None  # the error is the status now; the retried sync writes the rest
                 with contextlib.suppress(Exception):
                     await self._set_condition(Cond(READY, "False", Reason.RECONCILE_ERROR, str(exc)[:500]))
                 requeue = RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
@@ -219,10 +234,16 @@ class RuleWorker:
         finally:
             await progress.close()  # before the final status, which removes Reconciling
         await self.op.write_objects(self.namespace, report.objects, now)
-        patch = status_patch(self.body.get("status"), report.status, now)
-        if patch is not None:
-            await self._write(patch)
-        self._post(report.events)
+        self.unwritten = status_patch(self.body.get("status"), report.status, now)
+        self.unposted += sum(c.pushed for c in report.stores.values())
+        waits = (
+            skus is not None
+            and time.monotonic() - self.status_written_at < STATUS_MIN_GAP
+            and same_conditions(self.body.get("status"), report.status)
+        )
+        if not waits:
+            await self._flush()
+        self._post(e for e in report.events if e.reason != Reason.PUSHED)
         requeue = report.requeue_after
         if skus is None:
             self.full_synced_at = time.monotonic()
@@ -275,6 +296,23 @@ class RuleWorker:
         for store, seconds in report.change_to_push:
             metrics.CHANGE_TO_PUSH.labels(snap.stores[store].spec.platform).observe(seconds)
         return requeue
+
+    async def _flush(self) -> None:
+        """Write the status and post the Pushed Event that syncs left waiting."""
+        if self.unwritten is not None:
+            await self._write(self.unwritten)
+            self.unwritten, self.status_written_at = None, time.monotonic()
+        if self.unposted:
+            self._post([pushed_event(self.unposted)])
+            self.unposted = 0
+
+    async def _flush_waiting(self) -> None:
+        """_flush once STATUS_MIN_GAP has passed; an API server away is tried again a gap later."""
+        try:
+            await self._flush()
+        except Exception as exc:
+            self.status_written_at = time.monotonic()
+            log.warning("SyncRule %s/%s: status write failed, retried: %s", self.namespace, self.name, exc)
 
     def _post(self, events: Iterable[Event]) -> None:
         """Post Events; standing warnings (holds, conflicts, missing things) once per change."""
