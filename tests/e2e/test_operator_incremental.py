@@ -191,6 +191,12 @@ def test_webhook_counts_equal_a_full_plans_after_many_random_changes(inc_env: En
     events = _pushed_events(env)
     webhook_syncs = env.operator.metric("invsync_sync_runs_total") - syncs_before
     assert len(events) - full_sync_events < webhook_syncs, (len(events), webhook_syncs)
+    standing = [
+        (e["reason"], e["message"])
+        for e in env.events()
+        if e.get("type") == "Warning" and e["involvedObject"].get("name") == "inc"
+    ]
+    assert standing and len(standing) == len(set(standing)), standing  # each once, not once per sync
     set_by_events = lambda: sum(int(e["message"].split()[1]) for e in _pushed_events(env))  # noqa: E731
     wait_for(
         lambda: set_by_events() == status["acknowledgedSinceFullRead"],

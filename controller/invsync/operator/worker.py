@@ -303,7 +303,7 @@ class RuleWorker:
             await self._write(self.unwritten)
             self.unwritten, self.status_written_at = None, time.monotonic()
         if self.unposted:
-            self._post([pushed_event(self.unposted)])
+            self._event(pushed_event(self.unposted))
             self.unposted = 0
 
     async def _flush_waiting(self) -> None:
@@ -322,8 +322,11 @@ class RuleWorker:
                 warnings.add((ev.reason, ev.message))
                 if (ev.reason, ev.message) in self.last_warnings:
                     continue
-            kopf.event(cast(kopf.Body, self.body), type=ev.type, reason=ev.reason, message=ev.message)
+            self._event(ev)
         self.last_warnings = warnings
+
+    def _event(self, ev: Event) -> None:
+        kopf.event(cast(kopf.Body, self.body), type=ev.type, reason=ev.reason, message=ev.message)
 
 
 class ProgressWriter:
