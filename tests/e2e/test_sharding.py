@@ -189,6 +189,14 @@ def test_kubectl_scale_reshards_with_never_two_owners_and_webhooks_reach_the_own
         # The WMS delivers to replica 0 only; the rule on replica 1 follows at once (interval 1h).
         env.admin("POST", "stock", {"source": "wms", "location": "L1", "sku": "A", "available": 30})
         wait_for(lambda: env.quantities("ROW_relay")[("A", "7201")] == 30, what="the relayed webhook applied")
+        # A rule claimed through the shard coordinator posts its Events (kopf sets up kopf.event only
+        # in the tasks it runs handlers in), and none of its syncs failed on any replica.
+        pushed = lambda: [  # noqa: E731
+            e["involvedObject"].get("name") for e in env.events() if e.get("reason") == "Pushed"
+        ]
+        wait_for(lambda: relayed in pushed(), what="the relay rule's Pushed Event")
+        failed = [op.metric("invsync_sync_runs_total", rule=relayed, result="failure") for op in replicas]
+        assert failed == [0.0] * REPLICAS
 
         kubectl("scale", "statefulset", STS, "-n", ns, "--replicas=1", check=True)
         wait_for(lambda: watcher.settled(1), what="every rule on replica 0")

@@ -7,6 +7,7 @@ and no annotation: deleting a rule is never blocked, and an unchanged world writ
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,9 @@ def register(registry: kopf.OperatorRegistry, op: Operator) -> None:
                 sources=kw["inventorysources_index"],
                 rules=kw["syncrules_index"],
             )
+            # kopf sets up kopf.event's queue only in the tasks it runs handlers in: workers started
+            # by the shard coordinator (its own task) run in a copy of this handler's context.
+            op.handler_context = contextvars.copy_context()
 
     def touched(kind: str) -> Any:
         async def on_event(**kw: Any) -> None:  # async: kopf runs it in the loop, not in a thread

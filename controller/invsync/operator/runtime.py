@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import time
@@ -67,6 +68,8 @@ class Operator:
         # (kind, namespace, name) -> (generation, message) of the InvalidSpec status written for it
         self.invalid: dict[tuple[str, str, str], tuple[int | None, str]] = {}
         self.background: set[asyncio.Task[None]] = set()
+        # A kopf handler's context, in which kopf.event can post (handlers.attach sets it).
+        self.handler_context: contextvars.Context | None = None
         # Secrets by name, never logged; an edited one wakes the rules using it, as an event would
         self.secrets = SecretCache(kube.get_secret, lambda ns, name, rv: self.touched("Secret", ns, name, rv))
 
@@ -241,7 +244,8 @@ class Operator:
         worker = self.workers.get((ns, name))
         if worker is None:
             worker = self.workers[(ns, name)] = RuleWorker(self, body)
-            worker.task = asyncio.create_task(worker.run(), name=f"syncrule {ns}/{name}")
+            context = None if self.handler_context is None else self.handler_context.copy()
+            worker.task = asyncio.create_task(worker.run(), name=f"syncrule {ns}/{name}", context=context)
         else:
             worker.update(body)
 

@@ -303,8 +303,8 @@ class RuleWorker:
             await self._write(self.unwritten)
             self.unwritten, self.status_written_at = None, time.monotonic()
         if self.unposted:
-            self._event(pushed_event(self.unposted))
-            self.unposted = 0
+            listings, self.unposted = self.unposted, 0
+            self._event(pushed_event(listings))
 
     async def _flush_waiting(self) -> None:
         """_flush once STATUS_MIN_GAP has passed; an API server away is tried again a gap later."""
