@@ -80,15 +80,7 @@ def decoded(shops: int, products: int) -> tuple[list[StockRecord], list[Listing]
 
 def kept(stock: list[StockRecord], listings: list[Listing], stores: list[Store]) -> ReadState:
     """The read as read_world keeps it between syncs."""
-    return ReadState.of(
-        stock,
-        listings,
-        unready=frozenset(),
-        channel_warehouse_status={},
-        problems=[],
-        objects=[],
-        read_stores=frozenset(s.name for s in stores),
-    )
+    return ReadState.of(stock, listings, read_stores=frozenset(s.name for s in stores))
 
 
 def cpu(step: Callable[[], object]) -> float:

@@ -179,15 +179,7 @@ async def full_sync(url: str, shops: int) -> tuple[float, float, int, int]:
     stock, listings = reads[0], [x for read in reads[1:] for x in read]
     cpu1 = time.process_time()
     # as read_world keeps the read between syncs, and as the operator plans from it
-    state = ReadState.of(
-        stock,
-        listings,
-        unready=frozenset(),
-        channel_warehouse_status={},
-        problems=[],
-        objects=[],
-        read_stores=frozenset(s.name for s in stores),
-    )
+    state = ReadState.of(stock, listings, read_stores=frozenset(s.name for s in stores))
     snap = Snapshot("default", [rule], {s.name: s for s in stores}, {"w1": warehouse}, {"wms": source})
     plan = compute_plan(engine_world(snap, state))
     tally = RuleTally.of(plan.rules["rule"], plan.rules)

@@ -8,15 +8,7 @@ from invsync.operator.state import ReadState
 
 
 def _state(stock: list[StockRecord], listings: list[Listing]) -> ReadState:
-    return ReadState.of(
-        stock,
-        listings,
-        unready=frozenset(),
-        channel_warehouse_status={},
-        problems=[],
-        objects=[],
-        read_stores=frozenset({"shop", "other"}),
-    )
+    return ReadState.of(stock, listings, read_stores=frozenset({"shop", "other"}))
 
 
 def test_a_slot_read_twice_keeps_its_later_read_once() -> None:

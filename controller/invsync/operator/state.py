@@ -153,11 +153,11 @@ class ReadState:
 
     stock: dict[str, Kept[StockRecord]]  # seller SKU -> its records, one per (source, location)
     listings: dict[str, Kept[Listing]]  # seller SKU -> its slots, in read order
-    unready: frozenset[str]
-    channel_warehouse_status: dict[tuple[str, str], str]
-    problems: list[Problem]
-    objects: list[ObjectStatus]
-    read_stores: frozenset[str]
+    unready: frozenset[str] = frozenset()
+    channel_warehouse_status: dict[tuple[str, str], str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    objects: list[ObjectStatus] = field(default_factory=list)
+    read_stores: frozenset[str] = frozenset()
 
     @classmethod
     def of(
