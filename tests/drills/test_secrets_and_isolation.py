@@ -125,11 +125,11 @@ def test_no_credential_in_logs_events_status_or_metrics(examples_env: Env) -> No
 
 def shows(text: str, value: str) -> bool:
     """Whether `text` holds the credential `value`. A numeric one (Shopee's partner_id 2001, Lazada's
-    app_key 3001) counts only as a number of its own: inside a longer number (port 23001, a metric's
-    0.0020013) it is another value."""
+    app_key 3001) counts only as a token of its own: inside a longer number (port 23001, a metric's
+    0.0020013) or a hex digest (a request's sign ...12d3001a7...) it is another value."""
     if not value.isdigit():
         return value in text
-    return re.search(rf"(?<![0-9.]){value}(?![0-9]|\.[0-9])", text) is not None
+    return re.search(rf"(?<![0-9A-Za-z.]){value}(?![0-9A-Za-z]|\.[0-9])", text) is not None
 
 
 # --------------------------------------------------------------------------- namespaces
